@@ -1,0 +1,70 @@
+"""Every CA4 task. `make` targets call these; run `nox -l` to list them.
+
+Each session installs what it needs from pyproject.toml's dependency groups, frozen to
+uv.lock, into its own virtualenv (uv makes that a matter of seconds once cached).
+"""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.default_venv_backend = "uv"
+nox.options.reuse_venv = "yes"
+nox.options.error_on_missing_interpreters = True
+nox.options.sessions = ["lint", "unit", "integration"]
+
+PYTHON = "3.11"
+os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")  # use the machine's Python, never download one
+
+
+def install(session: nox.Session, *groups: str) -> None:
+    """Sync the project and the given dependency groups from uv.lock into the session's venv."""
+    args = ["uv", "sync", "--frozen", "--no-default-groups", *(f"--group={g}" for g in groups)]
+    session.run_install(*args, env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location}, silent=True)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """Ruff (lint + format check) and mypy --strict over the services."""
+    install(session, "lint")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def unit(session: nox.Session) -> None:
+    """Unit tests: fakes only, no network, a few seconds."""
+    install(session, "test")
+    session.run("pytest", "tests/unit", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def integration(session: nox.Session) -> None:
+    """Integration tests against the real local stack (Kafka, FerretDB, moto) started by the fixtures."""
+    install(session, "test")
+    session.run("pytest", "tests/integration", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def stack(session: nox.Session) -> None:
+    """The local stack CLI: `nox -s stack -- up|down|status|demo|clean|env api`."""
+    install(session, "test")  # moto[server] is the local S3 endpoint
+    session.run("python", "-m", "local_stack", *(session.posargs or ["--help"]), external=False)
+
+
+@nox.session(python=PYTHON, default=False)
+def demo(session: nox.Session) -> None:
+    """Bring the local stack up and push the H200 captures through it (what `make local-demo` runs)."""
+    install(session, "test")
+    session.run("python", "-m", "local_stack", "demo", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def schema(session: nox.Session) -> None:
+    """Regenerate schemas/gpu-metadata-event.v1.schema.json from the pydantic models."""
+    install(session)
+    with open("schemas/gpu-metadata-event.v1.schema.json", "w") as out:
+        session.run("python", "-m", "ca4_events", "schema", stdout=out)

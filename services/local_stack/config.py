@@ -1,0 +1,206 @@
+"""Where the local stack keeps its state and caches, which ports it uses, and the env it gives services.
+
+The API and the worker get exactly the environment variables the Kubernetes manifests
+set (see manifests/app), so the local stack exercises the same configuration contract.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import socket
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ca4_events import names
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+KAFKA_POM = PACKAGE_DIR / "kafka-pom.xml"
+KAFKA_LOG4J = PACKAGE_DIR / "log4j2.properties"
+FERRETDB_VERSION = "v1.24.2"
+FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
+# fixed, so a reused data folder never fails with "Invalid cluster.id in meta.properties"
+KAFKA_CLUSTER_ID = "Y2E0LWxvY2FsLWtyYWZ0"
+LOCAL_AWS_KEY = "ca4-local-test"  # moto accepts any credentials; these are not secrets
+BUCKET = "ca4-archive-local"
+REGION = "us-east-1"
+
+
+def kafka_version() -> str:
+    """The Kafka version pinned in kafka-pom.xml (one place for the jars and the cluster image)."""
+    match = re.search(r"<kafka\.version>([^<]+)</kafka\.version>", KAFKA_POM.read_text())
+    if not match:
+        raise RuntimeError(f"{KAFKA_POM} has no <kafka.version>")
+    return match.group(1)
+
+
+def default_cache_dir() -> Path:
+    """``$CA4_CACHE_DIR``, else ``$XDG_CACHE_HOME/ca4``, else ``~/.cache/ca4``."""
+    if os.environ.get("CA4_CACHE_DIR"):
+        return Path(os.environ["CA4_CACHE_DIR"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ca4"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """One local stack: its folders and its loopback ports."""
+
+    state_dir: Path
+    cache_dir: Path
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    mongo_port: int = 27017
+    s3_port: int = 4566
+    api_port: int = 8080
+    worker_port: int = 8081
+    kafka_partitions: int = 3
+    archive_enabled: bool = True
+    kafka_heap: str = "512m"
+
+    @classmethod
+    def from_env(cls, project_root: Path) -> StackConfig:
+        """Defaults, with any ``CA4_LOCAL_*`` variable overriding its field."""
+        cfg = cls(
+            state_dir=Path(os.environ.get("CA4_LOCAL_STATE_DIR", project_root / ".ca4-local")),
+            cache_dir=default_cache_dir(),
+        )
+        overrides: dict[str, Any] = {}
+        for field in (
+            "kafka_port",
+            "kafka_controller_port",
+            "mongo_port",
+            "s3_port",
+            "api_port",
+            "worker_port",
+        ):
+            raw = os.environ.get(f"CA4_LOCAL_{field.upper()}")
+            if raw:
+                overrides[field] = int(raw)
+        return replace(cfg, **overrides)
+
+    @classmethod
+    def ephemeral(cls, state_dir: Path, cache_dir: Path | None = None) -> StackConfig:
+        """A stack on free ports in its own folder (tests run beside a user's stack)."""
+        return cls(
+            state_dir=state_dir,
+            cache_dir=cache_dir or default_cache_dir(),
+            kafka_port=free_port(),
+            kafka_controller_port=free_port(),
+            mongo_port=free_port(),
+            s3_port=free_port(),
+            api_port=free_port(),
+            worker_port=free_port(),
+        )
+
+    # --- folders -------------------------------------------------------------------
+
+    @property
+    def logs_dir(self) -> Path:
+        """One log file per component."""
+        return self.state_dir / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        """PID files."""
+        return self.state_dir / "run"
+
+    def data_dir(self, component: str) -> Path:
+        """Persistent data of one component."""
+        return self.state_dir / "data" / component
+
+    # --- endpoints ------------------------------------------------------------------
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        """Bootstrap servers for clients."""
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def mongo_uri(self) -> str:
+        """FerretDB connection string (no TLS, no auth: loopback only)."""
+        return f"mongodb://127.0.0.1:{self.mongo_port}/"
+
+    @property
+    def s3_endpoint(self) -> str:
+        """moto server URL."""
+        return f"http://127.0.0.1:{self.s3_port}"
+
+    @property
+    def api_url(self) -> str:
+        """Processor API base URL."""
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def worker_url(self) -> str:
+        """Worker probes and metrics."""
+        return f"http://127.0.0.1:{self.worker_port}"
+
+    # --- the API token ---------------------------------------------------------------
+
+    @property
+    def token_file(self) -> Path:
+        """Where the generated local API token is kept (mode 600, never in git)."""
+        return self.state_dir / "api-token"
+
+    def api_token(self) -> str:
+        """The local stack's bearer token, generated on first use."""
+        if self.token_file.exists():
+            return self.token_file.read_text().strip()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        token = secrets.token_urlsafe(32)
+        fd = os.open(self.token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(token + "\n")
+        return token
+
+    # --- the configuration contract ---------------------------------------------------
+
+    def aws_env(self) -> dict[str, str]:
+        """Credentials for moto, and no instance-metadata lookups on a laptop."""
+        return {
+            "AWS_ACCESS_KEY_ID": LOCAL_AWS_KEY,
+            "AWS_SECRET_ACCESS_KEY": LOCAL_AWS_KEY,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+
+    def api_env(self) -> dict[str, str]:
+        """What manifests/app/processor-api.yaml sets, with local values."""
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
+            "KAFKA_TOPIC": names.TOPIC,
+            "API_TOKENS": self.api_token(),
+            "API_HOST": "127.0.0.1",
+            "API_PORT": str(self.api_port),
+            "LOG_LEVEL": "INFO",
+        }
+
+    def worker_env(self) -> dict[str, str]:
+        """What manifests/app/metadata-worker.yaml sets, with local values."""
+        env = {
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
+            "KAFKA_TOPIC": names.TOPIC,
+            "KAFKA_DLQ_TOPIC": names.DLQ_TOPIC,
+            "KAFKA_GROUP_ID": names.CONSUMER_GROUP,
+            "MONGO_URI": self.mongo_uri,
+            "MONGO_DATABASE": names.DATABASE,
+            "ARCHIVE_ENABLED": "true" if self.archive_enabled else "false",
+            "S3_BUCKET": BUCKET,
+            "S3_REGION": REGION,
+            "S3_PREFIX": "",
+            "S3_ENDPOINT_URL": self.s3_endpoint,
+            "WORKER_HTTP_HOST": "127.0.0.1",
+            "WORKER_HTTP_PORT": str(self.worker_port),
+            "LOG_LEVEL": "INFO",
+        }
+        return {**env, **self.aws_env()}

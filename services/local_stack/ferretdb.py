@@ -1,0 +1,130 @@
+"""FerretDB 1.24 with its SQLite backend: a real Mongo-wire database on loopback.
+
+Built from the Go module proxy. ``go install ...@v1.24.2`` compiles, but the module
+zip carries an empty ``build/version/version.txt`` and the binary then refuses to start
+("Invalid build/version/version.txt file content"). So the runner downloads the module
+with ``go mod download``, copies it, writes the version file and builds that copy:
+same source, same proxy, a working binary. Built once per version into the cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+
+from local_stack import prereqs
+from local_stack.config import FERRETDB_MODULE, FERRETDB_VERSION, StackConfig
+from local_stack.procs import Process, StackError, port_open, run_checked, step, wait_until
+
+
+def binary_path(cfg: StackConfig) -> Path:
+    """Cached FerretDB binary of the pinned version."""
+    return cfg.cache_dir / f"ferretdb-{FERRETDB_VERSION}" / "ferretdb"
+
+
+def ensure_binary(cfg: StackConfig) -> Path:
+    """Build FerretDB once; later runs reuse the cached binary."""
+    binary = binary_path(cfg)
+    if binary.exists():
+        return binary
+    go = prereqs.require("go", "building FerretDB")
+    log = cfg.cache_dir / "logs" / "go-ferretdb.log"
+    with (
+        step(f"building FerretDB {FERRETDB_VERSION} from the Go module proxy (first run only, 1-3 min)"),
+        tempfile.TemporaryDirectory(prefix="ca4-ferretdb-") as tmp,
+    ):
+        env = {**os.environ, "GOFLAGS": "-mod=readonly"}
+        out = subprocess.run(
+            [go, "mod", "download", "-json", f"{FERRETDB_MODULE}@{FERRETDB_VERSION}"],
+            cwd=tmp,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=900,
+        )
+        if out.returncode != 0:
+            raise StackError(
+                f"go mod download {FERRETDB_MODULE}@{FERRETDB_VERSION} failed:\n{out.stdout}{out.stderr}"
+            )
+        module_dir = Path(json.loads(out.stdout)["Dir"])
+        src = Path(tmp) / "src"
+        shutil.copytree(module_dir, src)
+        for path in src.rglob("*"):
+            path.chmod(path.stat().st_mode | 0o200)  # module cache files are read-only
+        (src / "build" / "version" / "version.txt").write_text(FERRETDB_VERSION + "\n")
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        partial = binary.with_suffix(".partial")
+        run_checked(
+            [go, "build", "-trimpath", "-o", str(partial), "./cmd/ferretdb"],
+            "go build ferretdb",
+            log_file=log,
+            env=env,
+            cwd=src,
+        )
+        partial.rename(binary)
+    return binary
+
+
+def process(cfg: StackConfig) -> Process:
+    """FerretDB's process handle."""
+    return Process("ferretdb", cfg.run_dir, cfg.logs_dir)
+
+
+def _ping(cfg: StackConfig) -> bool:
+    client: MongoClient[dict[str, object]] = MongoClient(cfg.mongo_uri, serverSelectionTimeoutMS=1000)
+    try:
+        client.admin.command("ping")
+        return True
+    except PyMongoError:
+        return False
+    finally:
+        client.close()
+
+
+def start(cfg: StackConfig) -> None:
+    """Start FerretDB on ``cfg.mongo_port`` with data under the state folder."""
+    proc = process(cfg)
+    if proc.alive():
+        print(f"ferretdb already running (pid {proc.pid()}) on {cfg.mongo_uri}", flush=True)
+        return
+    if port_open(cfg.mongo_port):
+        raise StackError(
+            f"port {cfg.mongo_port} is taken by another program; stop it or set CA4_LOCAL_MONGO_PORT"
+        )
+    binary = ensure_binary(cfg)
+    data = cfg.data_dir("ferretdb")
+    state = cfg.data_dir("ferretdb-state")
+    data.mkdir(parents=True, exist_ok=True)
+    state.mkdir(parents=True, exist_ok=True)
+    with step(f"starting FerretDB {FERRETDB_VERSION} (SQLite) on {cfg.mongo_uri}"):
+        proc.start(
+            [
+                str(binary),
+                "--handler=sqlite",
+                f"--sqlite-url=file:{data}/",
+                f"--listen-addr=127.0.0.1:{cfg.mongo_port}",
+                "--debug-addr=-",
+                f"--state-dir={state}",
+                "--telemetry=disable",
+                "--log-level=warn",
+                "--log-format=json",
+            ],
+            {
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "HOME": os.environ.get("HOME", str(Path.home())),
+            },
+        )
+        wait_until(lambda: _ping(cfg), 30, "ferretdb", proc.log_file, proc)
+
+
+def stop(cfg: StackConfig) -> bool:
+    """SIGTERM, SIGKILL after 10 s."""
+    return process(cfg).stop(timeout=10)

@@ -1,0 +1,61 @@
+"""Metadata Worker settings: environment variables only (the Kubernetes manifests set exactly these)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ca4_events import names
+
+
+class Settings(BaseSettings):
+    """Every knob of the worker; names are the environment variables, upper-cased."""
+
+    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", frozen=True)
+
+    kafka_bootstrap_servers: str = Field(default="127.0.0.1:9092")
+    kafka_topic: str = Field(default=names.TOPIC)
+    kafka_dlq_topic: str = Field(default=names.DLQ_TOPIC)
+    kafka_group_id: str = Field(default=names.CONSUMER_GROUP)
+
+    mongo_uri: SecretStr = Field(
+        description=(
+            "Mongo connection string. DocumentDB: tls=true&tlsCAFile=...&replicaSet=rs0"
+            "&retryWrites=false; local FerretDB: mongodb://127.0.0.1:27017/"
+        )
+    )
+    mongo_database: str = Field(default=names.DATABASE)
+
+    archive_enabled: bool = Field(default=False, description="Archive batches to S3.")
+    s3_bucket: str | None = Field(default=None)
+    s3_region: str = Field(default="us-east-1")
+    s3_prefix: str = Field(default="", description="Key prefix inside the bucket, e.g. 'ca4/'.")
+    s3_endpoint_url: str | None = Field(
+        default=None, description="Only for S3-compatible endpoints (moto, LocalStack)."
+    )
+
+    worker_batch_max: int = Field(default=500, ge=1, le=10_000)
+    worker_poll_timeout_ms: int = Field(default=500, ge=10, le=10_000)
+    worker_http_host: str = Field(default="127.0.0.1", description="0.0.0.0 in a pod.")
+    worker_http_port: int = Field(default=8081, ge=1, le=65535)
+    worker_retry_initial_seconds: float = Field(default=0.5, gt=0)
+    worker_retry_max_seconds: float = Field(default=15.0, gt=0)
+    log_level: str = Field(default="INFO")
+
+    @model_validator(mode="after")
+    def _archive_needs_bucket(self) -> Settings:
+        if self.archive_enabled and not self.s3_bucket:
+            raise ValueError("ARCHIVE_ENABLED is true but S3_BUCKET is not set")
+        return self
+
+    def bootstrap_list(self) -> list[str]:
+        """``kafka_bootstrap_servers`` as a list."""
+        return [s.strip() for s in self.kafka_bootstrap_servers.split(",") if s.strip()]
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once from the environment."""
+    return Settings()  # required fields come from the environment

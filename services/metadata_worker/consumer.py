@@ -1,0 +1,357 @@
+"""The consume -> transform -> store -> commit loop.
+
+At-least-once delivery, exactly-once storage: offsets are committed only after a batch is
+durable everywhere it must go (database, then the archive when enabled, then the DLQ
+for poison records). A crash before the commit replays the batch; ``_id = event_id``
+turns the replay into duplicate-key no-ops and the archive keys are deterministic.
+
+While a sink is down the batch is retried with exponential backoff, nothing is
+committed, readiness is false, and the consumer's partitions are paused (polling them
+keeps the group membership alive without fetching more).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kafka import TopicPartition
+from kafka.errors import CommitFailedError, KafkaError
+from kafka.structs import OffsetAndMetadata
+from pydantic import ValidationError
+
+from ca4_events.schema import GpuMetadataEvent
+from ca4_events.validation import field_errors, summarize
+from metadata_worker import metrics
+from metadata_worker.dlq import DeadLetterPublisher, Record
+from metadata_worker.errors import PoisonRecord, SinkUnavailable
+from metadata_worker.sinks.mongo import MongoSink
+from metadata_worker.sinks.s3 import ArchiveRange, S3Archive
+from metadata_worker.transform import KafkaCoords, enrich, latest_per_device
+
+log = logging.getLogger(__name__)
+
+
+def decode(record: Record) -> GpuMetadataEvent:
+    """Record value -> validated event; anything else is a ``PoisonRecord``."""
+    if record.value is None:
+        raise PoisonRecord("record has no value (tombstone)", "EmptyValue")
+    try:
+        data = json.loads(record.value)
+    except (ValueError, RecursionError) as exc:
+        raise PoisonRecord(f"value is not UTF-8 JSON: {exc}", "DecodeError") from exc
+    try:
+        event = GpuMetadataEvent.model_validate(data)
+    except ValidationError as exc:
+        raise PoisonRecord(f"not a valid event: {summarize(field_errors(exc))}", "ValidationError") from exc
+    if event.event_id is None:
+        raise PoisonRecord("event_id is missing (only the Processor API may publish)", "ValidationError")
+    return event
+
+
+def _coords(record: Record) -> KafkaCoords:
+    key = record.key.decode("utf-8", "replace") if record.key is not None else None
+    return KafkaCoords(record.topic, record.partition, record.offset, record.timestamp, key)
+
+
+@dataclass
+class Batch:
+    """One poll's records, decoded and transformed once; delivery may be retried."""
+
+    records: list[Record]
+    good: list[tuple[Record, dict[str, Any]]] = field(default_factory=list)
+    poison: list[tuple[Record, str, str]] = field(default_factory=list)
+    stored: bool = False
+    archived: bool = False
+    dead_lettered: bool = False
+
+    def next_offsets(self) -> dict[TopicPartition, int]:
+        """Offset to commit per partition: one past the last record of the batch."""
+        out: dict[TopicPartition, int] = {}
+        for r in self.records:
+            tp = TopicPartition(r.topic, r.partition)
+            out[tp] = max(out.get(tp, 0), r.offset + 1)
+        return out
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """What delivering one batch did."""
+
+    stored: int
+    duplicates: int
+    dead_lettered: int
+    archive_keys: list[str]
+
+
+class BatchProcessor:
+    """Transforms records and writes them to every sink; no Kafka consumer in here."""
+
+    def __init__(
+        self,
+        db: MongoSink,
+        dlq: DeadLetterPublisher,
+        archive: S3Archive | None = None,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self._db = db
+        self._dlq = dlq
+        self._archive = archive
+        self._clock = clock
+
+    def prepare(self, records: Sequence[Record]) -> Batch:
+        """Decode and enrich; poison records are set aside for the DLQ."""
+        batch = Batch(records=list(records))
+        processed_at = self._clock()
+        for record in records:
+            try:
+                event = decode(record)
+                doc = enrich(event, _coords(record), processed_at)
+            except PoisonRecord as exc:
+                batch.poison.append((record, str(exc), exc.error_type))
+                continue
+            except Exception as exc:  # a rule that breaks on one record must not stop the stream
+                log.exception(
+                    "transform failed",
+                    extra={"offset": record.offset, "partition": record.partition},
+                )
+                batch.poison.append((record, f"transform failed: {exc!r}", "TransformError"))
+                continue
+            batch.good.append((record, doc))
+        return batch
+
+    def deliver(self, batch: Batch) -> BatchReport:
+        """Write the batch everywhere it must go; raises ``SinkUnavailable`` to be retried.
+
+        Steps already done in an earlier attempt of the same batch are skipped, except the
+        database insert, which is idempotent anyway.
+        """
+        stored = duplicates = 0
+        if not batch.stored:
+            started = time.perf_counter()
+            result = self._db.insert_events([doc for _, doc in batch.good])
+            refused = result.refused
+            if refused:
+                for idx in sorted(refused, reverse=True):
+                    record, _ = batch.good.pop(idx)
+                    batch.poison.append(
+                        (
+                            record,
+                            f"database refused the document: {refused[idx]}",
+                            "DatabaseRefused",
+                        )
+                    )
+            self._db.upsert_devices(latest_per_device([doc for _, doc in batch.good]))
+            metrics.DB_WRITE_SECONDS.observe(time.perf_counter() - started)
+            stored, duplicates = result.inserted, result.duplicates
+            now = time.time()
+            for record, _ in batch.good:
+                metrics.END_TO_END_SECONDS.observe(max(0.0, now - record.timestamp / 1000))
+            batch.stored = True
+        keys: list[str] = []
+        if self._archive is not None and not batch.archived:
+            started = time.perf_counter()
+            keys = self._archive_batch(self._archive, batch)
+            metrics.ARCHIVE_SECONDS.observe(time.perf_counter() - started)
+            batch.archived = True
+        if not batch.dead_lettered:
+            self._dlq.publish(batch.poison)
+            for _, _, error_type in batch.poison:
+                metrics.EVENTS_DLQ.labels(error_type=error_type).inc()
+            batch.dead_lettered = True
+        metrics.EVENTS_STORED.inc(stored)
+        metrics.EVENTS_DUPLICATE.inc(duplicates)
+        return BatchReport(stored, duplicates, len(batch.poison), keys)
+
+    @staticmethod
+    def _archive_batch(archive: S3Archive, batch: Batch) -> list[str]:
+        ranges: dict[tuple[str, int], list[Record]] = defaultdict(list)
+        for record in batch.records:
+            ranges[(record.topic, record.partition)].append(record)
+        good_by_tp: dict[tuple[str, int], list[tuple[Record, dict[str, Any]]]] = defaultdict(list)
+        for record, doc in batch.good:
+            good_by_tp[(record.topic, record.partition)].append((record, doc))
+        keys: list[str] = []
+        for (topic, partition), records in sorted(ranges.items()):
+            first = min(records, key=lambda r: r.offset)
+            last = max(r.offset for r in records)
+            good = good_by_tp.get((topic, partition), [])
+            rng = ArchiveRange(topic, partition, first.offset, last, first.timestamp)
+            written = archive.write_range(
+                rng,
+                raw_lines=[r.value for r, _ in good if r.value is not None],
+                enriched_docs=[d for _, d in good],
+            )
+            for key in written:
+                metrics.ARCHIVE_OBJECTS.labels(kind=key.removeprefix(archive.prefix).split("/", 1)[0]).inc()
+            keys.extend(written)
+        return keys
+
+
+class Health:
+    """Liveness heartbeat and readiness, read by the HTTP probe server."""
+
+    STALE_AFTER_S = 60.0
+
+    def __init__(self) -> None:
+        self._beat = time.monotonic()
+        self._ready = False
+        self.reason = "starting"
+
+    def beat(self) -> None:
+        """The loop is alive."""
+        self._beat = time.monotonic()
+
+    @property
+    def alive(self) -> bool:
+        """The loop turned recently."""
+        return time.monotonic() - self._beat < self.STALE_AFTER_S
+
+    @property
+    def ready(self) -> bool:
+        """The worker can store events."""
+        return self._ready
+
+    def set_ready(self, ready: bool, reason: str = "") -> None:
+        """Record readiness (and why not)."""
+        if ready != self._ready:
+            log.info("readiness changed", extra={"ready": ready, "reason": reason})
+        self._ready = ready
+        self.reason = "" if ready else reason
+        metrics.READY.set(1 if ready else 0)
+
+
+class Worker:
+    """Runs the loop on a kafka-python consumer until ``stop`` is set."""
+
+    IDLE_PING_S = 5.0
+
+    def __init__(
+        self,
+        consumer: Any,
+        processor: BatchProcessor,
+        db: MongoSink,
+        health: Health,
+        *,
+        batch_max: int = 500,
+        poll_timeout_ms: int = 500,
+        retry_initial_s: float = 0.5,
+        retry_max_s: float = 15.0,
+    ) -> None:
+        self._consumer = consumer
+        self._processor = processor
+        self._db = db
+        self.health = health
+        self._batch_max = batch_max
+        self._poll_timeout_ms = poll_timeout_ms
+        self._retry_initial_s = retry_initial_s
+        self._retry_max_s = retry_max_s
+        self._last_ping = 0.0
+
+    def run(self, stop: threading.Event) -> None:
+        """Poll, process, commit; on ``stop`` finish the current batch, commit and return."""
+        self.health.set_ready(self._db.ping(), "database unreachable")
+        while not stop.is_set():
+            polled = self._consumer.poll(timeout_ms=self._poll_timeout_ms, max_records=self._batch_max)
+            self.health.beat()
+            records: list[Record] = [r for recs in polled.values() for r in recs]
+            if not records:
+                self._idle_check()
+                continue
+            metrics.BATCH_SIZE.observe(len(records))
+            batch = self._processor.prepare(records)
+            report = self._deliver(batch, stop)
+            if report is None:
+                log.warning(
+                    "stopping with an undelivered batch; it will be redelivered",
+                    extra={"records": len(records)},
+                )
+                break
+            self._commit(batch, report)
+        log.info("worker loop stopped")
+
+    def _idle_check(self) -> None:
+        now = time.monotonic()
+        if now - self._last_ping >= self.IDLE_PING_S:
+            self._last_ping = now
+            self.health.set_ready(self._db.ping(), "database unreachable")
+        self._update_lag()
+
+    def _deliver(self, batch: Batch, stop: threading.Event) -> BatchReport | None:
+        delay = self._retry_initial_s
+        paused = False
+        try:
+            while True:
+                try:
+                    report = self._processor.deliver(batch)
+                except SinkUnavailable as exc:
+                    sink = (
+                        "archive"
+                        if batch.stored and not batch.archived
+                        else ("dlq" if batch.stored else "db")
+                    )
+                    metrics.RETRIES.labels(sink=sink).inc()
+                    self.health.set_ready(False, str(exc))
+                    log.warning(
+                        "batch not durable yet, retrying",
+                        extra={"error": str(exc), "retry_in_s": delay},
+                    )
+                    if not paused:
+                        self._consumer.pause(*self._consumer.assignment())
+                        paused = True
+                    if stop.wait(delay):
+                        return None
+                    # a poll on paused partitions fetches nothing but keeps us in the group
+                    self._consumer.poll(timeout_ms=0)
+                    self.health.beat()
+                    delay = min(delay * 2, self._retry_max_s)
+                    continue
+                self.health.set_ready(True)
+                return report
+        finally:
+            if paused:
+                self._consumer.resume(*self._consumer.paused())
+
+    def _commit(self, batch: Batch, report: BatchReport) -> None:
+        offsets = {tp: OffsetAndMetadata(off, "", -1) for tp, off in batch.next_offsets().items()}
+        try:
+            self._consumer.commit(offsets, timeout_ms=10_000)
+        except (CommitFailedError, KafkaError) as exc:
+            # partitions moved to another worker during the batch: it will replay them,
+            # and the replay is idempotent
+            metrics.COMMIT_FAILURES.inc()
+            log.warning("offset commit refused; the batch will be replayed", extra={"error": repr(exc)})
+            return
+        metrics.BATCHES.inc()
+        metrics.LAST_COMMIT_TIMESTAMP.set(time.time())
+        log.info(
+            "batch committed",
+            extra={
+                "records": len(batch.records),
+                "stored": report.stored,
+                "duplicates": report.duplicates,
+                "dead_lettered": report.dead_lettered,
+                "archive_keys": report.archive_keys,
+                "event_ids": [doc["_id"] for _, doc in batch.good],
+                "offsets": {f"{tp.topic}/{tp.partition}": off for tp, off in batch.next_offsets().items()},
+            },
+        )
+        self._update_lag()
+
+    def _update_lag(self) -> None:
+        try:
+            for tp in self._consumer.assignment():
+                high = self._consumer.highwater(tp)
+                if high is None:
+                    continue
+                lag = max(0, high - self._consumer.position(tp, timeout_ms=1000))
+                metrics.CONSUMER_LAG.labels(partition=str(tp.partition)).set(lag)
+        except KafkaError:
+            pass  # lag is best effort

@@ -1,0 +1,1 @@
+"""Durable destinations of the worker: the Mongo-compatible database and the S3 archive."""

@@ -1,0 +1,206 @@
+"""Publishing to Kafka: the only side effect of the Processor API.
+
+``KafkaPublisher`` wraps kafka-python's producer (``acks=all``, idempotent, lingering a
+few milliseconds so concurrent requests share a batch) and answers only when the broker
+acknowledged every record of a request, or when the publish timeout ran out. The
+producer's callbacks run on its I/O thread; they hand results to the event loop, so a
+request waiting for its ack holds no thread.
+
+Reachability is probed in the background (a TCP connect to the bootstrap servers each
+second): while no broker answers, requests fail fast with 503 instead of each waiting
+the full timeout, and ``/readyz`` reports not ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from processor_api import metrics
+from processor_api.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class OutRecord:
+    """One event, serialized, on its way to the topic."""
+
+    event_id: str
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+class KafkaUnavailable(Exception):
+    """No broker is reachable: nothing was published."""
+
+
+class Publisher(Protocol):
+    """What the routes need from a publisher (a fake one serves the unit tests)."""
+
+    @property
+    def ready(self) -> bool:
+        """True while a broker is reachable."""
+        ...
+
+    async def start(self) -> None:
+        """Begin connecting; must not fail when Kafka is down."""
+
+    async def stop(self) -> None:
+        """Flush what is in flight and disconnect."""
+
+    async def publish(self, records: Sequence[OutRecord]) -> list[str | None]:
+        """Publish and wait for the acks: per record ``None`` (acked) or the failure reason.
+
+        Raises ``KafkaUnavailable`` when nothing could be handed to a broker at all.
+        """
+        ...
+
+
+def _parse_hostport(server: str) -> tuple[str, int]:
+    host, _, port = server.rpartition(":")
+    return (host.strip("[]") or "127.0.0.1", int(port or 9092))
+
+
+class KafkaPublisher:
+    """kafka-python producer behind an asyncio interface."""
+
+    PROBE_INTERVAL_S = 1.0
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._topic = settings.kafka_topic
+        self._servers = settings.bootstrap_list()
+        self._timeout_s = settings.api_publish_timeout_seconds
+        self._producer: KafkaProducer | None = None
+        self._reachable = False
+        self._probe_task: asyncio.Task[None] | None = None
+        self._producer_lock = asyncio.Lock()
+
+    @property
+    def ready(self) -> bool:
+        """A broker answered the last probe and the producer exists."""
+        return self._reachable and self._producer is not None
+
+    def _new_producer(self) -> KafkaProducer:
+        delivery_ms = int(self._timeout_s * 1000)
+        linger_ms = self._settings.kafka_linger_ms
+        return KafkaProducer(
+            bootstrap_servers=self._servers,
+            client_id="ca4-processor-api",
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=linger_ms,
+            batch_size=256 * 1024,
+            delivery_timeout_ms=delivery_ms,
+            # kafka-python requires delivery >= linger + request timeout
+            request_timeout_ms=max(1000, min(5000, delivery_ms - linger_ms - 1)),
+            max_block_ms=2000,
+            reconnect_backoff_max_ms=1000,
+        )
+
+    async def start(self) -> None:
+        """Probe Kafka now, then every second in the background."""
+        await self._probe_once()
+        self._probe_task = asyncio.create_task(self._probe_loop(), name="kafka-probe")
+
+    async def stop(self) -> None:
+        """Stop probing, flush in-flight records and close the producer."""
+        if self._probe_task:
+            self._probe_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probe_task
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await asyncio.to_thread(producer.close, timeout=self._timeout_s)
+
+    async def _probe_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.PROBE_INTERVAL_S)
+            try:
+                await self._probe_once()
+            except Exception:  # the probe must never die; log and try again
+                log.exception("kafka probe failed")
+
+    async def _probe_once(self) -> None:
+        reachable = False
+        for server in self._servers:
+            host, port = _parse_hostport(server)
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
+            except (OSError, TimeoutError):
+                continue
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            reachable = True
+            break
+        if reachable != self._reachable:
+            log.info("kafka reachability changed", extra={"kafka_reachable": reachable})
+        self._reachable = reachable
+        if reachable and self._producer is None:
+            async with self._producer_lock:
+                if self._producer is None:
+                    try:
+                        self._producer = await asyncio.to_thread(self._new_producer)
+                        log.info("kafka producer connected", extra={"bootstrap": self._servers})
+                    except KafkaError as exc:
+                        log.warning("kafka producer could not start", extra={"error": repr(exc)})
+        metrics.KAFKA_READY.set(1 if self.ready else 0)
+
+    async def publish(self, records: Sequence[OutRecord]) -> list[str | None]:
+        """Send every record and wait for its ack (or the publish timeout)."""
+        if not records:
+            return []
+        producer = self._producer
+        if not self._reachable or producer is None:
+            raise KafkaUnavailable("no Kafka broker is reachable")
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[str | None]] = [loop.create_future() for _ in records]
+
+        def settle(fut: asyncio.Future[str | None], reason: str | None) -> None:
+            if not fut.done():
+                fut.set_result(reason)
+
+        def on_ok(_: Any, fut: asyncio.Future[str | None]) -> None:
+            loop.call_soon_threadsafe(settle, fut, None)
+
+        def on_err(exc: BaseException, fut: asyncio.Future[str | None]) -> None:
+            loop.call_soon_threadsafe(settle, fut, type(exc).__name__)
+
+        def send_all() -> list[str | None]:
+            # producer.send only blocks when metadata is missing or the buffer is full
+            # (max_block_ms), which is why this runs on a worker thread
+            refused: list[str | None] = []
+            for rec, fut in zip(records, futures, strict=True):
+                try:
+                    kf = producer.send(self._topic, value=rec.value, key=rec.key, headers=rec.headers)
+                except KafkaError as exc:
+                    refused.append(type(exc).__name__)
+                    continue
+                refused.append(None)
+                kf.add_callback(on_ok, fut=fut)
+                kf.add_errback(on_err, fut=fut)
+            return refused
+
+        started = time.perf_counter()
+        refused = await asyncio.to_thread(send_all)
+        for fut, reason in zip(futures, refused, strict=True):
+            if reason is not None:
+                settle(fut, reason)
+        if all(reason is not None for reason in refused):
+            raise KafkaUnavailable(f"no record could be handed to Kafka ({refused[0]})")
+        _done, pending = await asyncio.wait(futures, timeout=self._timeout_s + 2)
+        for fut in pending:
+            fut.set_result("AckTimeout")
+        metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
+        return [f.result() for f in futures]

@@ -1,0 +1,108 @@
+"""Event schema v1: accepts real captures, names the field of every problem."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from ca4_events import field_errors, json_schema, parse_event, summarize
+from ca4_events.schema import MAX_WORKLOAD_DEPTH, GpuMetadataEvent
+
+SCHEMA_FILE = Path(__file__).parents[2] / "schemas" / "gpu-metadata-event.v1.schema.json"
+
+
+def minimal() -> dict[str, Any]:
+    return {"collected_at": "2026-11-28T02:42:19Z", "source": {"provider": "colab", "host": "h"}}
+
+
+def errors_of(data: dict[str, Any]) -> dict[str, str]:
+    with pytest.raises(ValidationError) as exc:
+        parse_event(data)
+    return {e["field"]: e["message"] for e in field_errors(exc.value)}
+
+
+def test_a_cpu_only_snapshot_is_a_valid_event() -> None:
+    event = parse_event(minimal())
+    assert event.accelerators == [], "a CPU-only runtime must give a valid event with no accelerators"
+    assert event.schema_version == 1
+
+
+def test_every_h200_snapshot_round_trips_through_json(h200_events: list[GpuMetadataEvent]) -> None:
+    assert len(h200_events) == 6, f"nvml-series.json holds 1 idle + 5 load snapshots, got {len(h200_events)}"
+    for event in h200_events:
+        again = GpuMetadataEvent.model_validate_json(event.model_dump_json(exclude_none=True))
+        assert again == event, "dumping without nulls and reading back must give the same event"
+
+
+def test_collected_at_must_carry_a_time_zone() -> None:
+    data = minimal() | {"collected_at": "2026-11-28T02:42:19"}
+    assert "collected_at" in errors_of(data)
+
+
+def test_a_negative_memory_value_is_refused_with_its_path(load_event: GpuMetadataEvent) -> None:
+    data = json.loads(load_event.model_dump_json())
+    data["accelerators"][0]["memory_used_bytes"] = -1
+    errors = errors_of(data)
+    assert list(errors) == ["accelerators[0].memory_used_bytes"], f"got {errors}"
+    assert "greater than or equal to 0" in errors["accelerators[0].memory_used_bytes"]
+
+
+def test_a_misspelled_field_is_named_not_dropped() -> None:
+    data = minimal() | {
+        "accelerators": [{"kind": "gpu", "index": 0, "uuid": "GPU-1", "name": "x", "utilisation_gpu_pct": 5}]
+    }
+    errors = errors_of(data)
+    assert "accelerators[0].utilisation_gpu_pct" in errors, f"got {errors}"
+
+
+def test_unsupported_names_must_be_real_fields_and_null() -> None:
+    acc = {"kind": "gpu", "index": 0, "uuid": "GPU-1", "name": "x"}
+    ok = parse_event(minimal() | {"accelerators": [acc | {"unsupported": ["fan_speed_pct"]}]})
+    assert ok.accelerators[0].fan_speed_pct is None
+    bad_name = errors_of(minimal() | {"accelerators": [acc | {"unsupported": ["warp_drive"]}]})
+    assert "unknown field 'warp_drive'" in bad_name["accelerators[0]"]
+    has_value = errors_of(
+        minimal() | {"accelerators": [acc | {"fan_speed_pct": 30, "unsupported": ["fan_speed_pct"]}]}
+    )
+    assert "has a value" in has_value["accelerators[0]"]
+
+
+def test_the_same_accelerator_twice_in_one_snapshot_is_refused() -> None:
+    acc = {"kind": "gpu", "index": 0, "uuid": "GPU-1", "name": "x"}
+    errors = errors_of(minimal() | {"accelerators": [acc, acc | {"index": 1}]})
+    assert "appears twice" in errors["(event)"]
+
+
+def test_workload_nesting_is_bounded() -> None:
+    deep: dict[str, Any] = {}
+    node = deep
+    for _ in range(MAX_WORKLOAD_DEPTH + 2):
+        node["x"] = {}
+        node = node["x"]
+    errors = errors_of(minimal() | {"workload": deep})
+    assert "nested deeper" in errors["workload"]
+
+
+def test_summary_line_names_fields_and_counts_the_rest() -> None:
+    with pytest.raises(ValidationError) as exc:
+        parse_event({"source": {"provider": "mars"}})
+    line = summarize(field_errors(exc.value), limit=2)
+    assert line.startswith("collected_at: Field required; source.provider:"), line
+    assert line.endswith("(+1 more)"), line
+
+
+def test_partition_key_prefers_the_session() -> None:
+    event = parse_event(minimal() | {"source": {"provider": "colab", "host": "h", "session_id": "s"}})
+    assert event.partition_key() == "s"
+    assert parse_event(minimal()).partition_key() == "h"
+
+
+def test_published_json_schema_matches_the_models() -> None:
+    published = json.loads(SCHEMA_FILE.read_text())
+    assert published == json_schema(), (
+        f"{SCHEMA_FILE} is stale: regenerate it with `nox -s schema` and commit it"
+    )
