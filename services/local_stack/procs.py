@@ -15,6 +15,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+# Popen handles of the processes this interpreter started: kept so they are reaped with
+# wait() (no zombies) and never garbage-collected while running (ResourceWarning)
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
 
 class StackError(Exception):
     """A local-stack step failed; the message says what and what to do."""
@@ -135,6 +139,7 @@ class Process:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        _CHILDREN[proc.pid] = proc
         self.pid_file.write_text(f"{proc.pid}\n")
         return proc.pid
 
@@ -172,6 +177,11 @@ class Process:
 
 def _reap(pid: int) -> None:
     # our own children must be waited for, or they linger as zombies
+    child = _CHILDREN.get(pid)
+    if child is not None:
+        if child.poll() is not None:
+            del _CHILDREN[pid]
+        return
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)
 

@@ -4,7 +4,9 @@ Nothing here does I/O or reads a clock; the caller passes the Kafka coordinates 
 processing time. Each rule is small and tested alone on the real H200 captures.
 
 Rules:
-- unit normalisation: ``collected_at`` in UTC; memory also in GiB, energy also in kWh;
+- unit normalisation: timestamps in UTC at millisecond precision (what a BSON date holds, so
+  the stored document is exactly what this module returns); memory also in GiB, energy
+  also in kWh;
 - derived fields: memory used %, power % of limit;
 - architecture from the compute capability;
 - decoded clock-event (throttle) reasons;
@@ -152,6 +154,12 @@ def derived_fields(acc: Accelerator) -> dict[str, Any]:
     return {k: v for k, v in derived.items() if v is not None}
 
 
+def to_millis(value: dt.datetime) -> dt.datetime:
+    """UTC, truncated to whole milliseconds."""
+    value = value.astimezone(dt.UTC)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
 def _ms_between(start: dt.datetime, end: dt.datetime) -> float:
     return round((end - start).total_seconds() * 1000, 3)
 
@@ -177,8 +185,9 @@ def enrich(event: GpuMetadataEvent, coords: KafkaCoords, processed_at: dt.dateti
     if event.event_id is None:
         raise ValueError("event_id is missing: the API assigns one before publishing")
     event_id = str(event.event_id)
-    collected_at = event.collected_at.astimezone(dt.UTC)
+    collected_at = to_millis(event.collected_at)
     published_at = kafka_time(coords)
+    processed_at = to_millis(processed_at)
     doc: dict[str, Any] = event.model_dump(mode="json", exclude_none=True)
     doc["_id"] = event_id
     doc["collected_at"] = collected_at

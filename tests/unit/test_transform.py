@@ -107,6 +107,11 @@ def test_faults_make_the_device_unhealthy(
     assert flags["healthy"] is False
 
 
+def test_timestamps_are_normalised_to_utc_milliseconds() -> None:
+    local = dt.datetime(2026, 1, 1, 1, 0, 0, 123_987, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    assert t.to_millis(local) == dt.datetime(2026, 1, 1, 0, 0, 0, 123_000, tzinfo=dt.UTC)
+
+
 def test_ingest_lag_legs_add_up() -> None:
     collected = dt.datetime(2026, 1, 1, 0, 0, 0, tzinfo=dt.UTC)
     lag = t.ingest_lag(

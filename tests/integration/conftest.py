@@ -1,0 +1,49 @@
+"""The real local stack, started once per test session on free loopback ports.
+
+Kafka, FerretDB and moto are the real servers (no mocks); the API and the worker run as
+separate processes configured by the same environment variables as their pods. The stack
+lives in its own temporary folder, so it runs beside a developer's own `make local-up`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo import MongoClient
+
+from ca4_events.schema import GpuMetadataEvent, Source
+from ca4_producer.replay import events_from_nvml_series
+from local_stack import stack
+from local_stack.config import StackConfig
+from tests.integration.support import Stack
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Start Kafka, FerretDB, moto, the worker and the API once; stop them after the session."""
+    cfg = StackConfig.ephemeral(tmp_path_factory.mktemp("ca4-stack"))
+    try:
+        stack.up(cfg)
+    except Exception:
+        stack.down(cfg)
+        raise
+    mongo: MongoClient[dict[str, Any]] = MongoClient(
+        cfg.mongo_uri, tz_aware=True, serverSelectionTimeoutMS=5000
+    )
+    try:
+        yield Stack(cfg, mongo)
+    finally:
+        mongo.close()
+        stack.down(cfg)
+
+
+@pytest.fixture
+def session_events(h200_dir: Path) -> list[GpuMetadataEvent]:
+    """The six H200 snapshots from a producer session of this test's own."""
+    source = Source(provider="colab", host="colab-h200", session_id=f"it-{uuid.uuid4().hex[:12]}")
+    return list(events_from_nvml_series(h200_dir / "nvml-series.json", source, now=dt.datetime.now(dt.UTC)))

@@ -1,0 +1,121 @@
+"""Fakes for unit tests of the worker: consumer, producer, S3 client. Never used by integration tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import EndpointConnectionError
+from kafka import TopicPartition
+from kafka.errors import KafkaTimeoutError
+
+
+@dataclass
+class FakeRecord:
+    """Shaped like kafka-python's ConsumerRecord."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes | None]] = field(default_factory=list)
+
+
+class FakeFuture:
+    def __init__(self, error: Exception | None = None) -> None:
+        self._error = error
+
+    def get(self, timeout: float | None = None) -> None:
+        if self._error:
+            raise self._error
+
+
+class FakeProducer:
+    """Collects sends; can refuse them like an unreachable broker."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.down = False
+
+    def send(
+        self, topic: str, key: bytes | None = None, value: bytes | None = None, headers: Any = None
+    ) -> FakeFuture:
+        if self.down:
+            return FakeFuture(KafkaTimeoutError("broker down"))
+        self.sent.append({"topic": topic, "key": key, "value": value, "headers": dict(headers or [])})
+        return FakeFuture()
+
+    def flush(self, timeout: float | None = None) -> None:
+        if self.down:
+            raise KafkaTimeoutError("flush timed out")
+
+
+class FakeConsumer:
+    """Hands out prepared batches, records commits, pause and resume."""
+
+    def __init__(self, batches: list[list[FakeRecord]]) -> None:
+        self._batches = list(batches)
+        self.commits: list[dict[TopicPartition, int]] = []
+        self.paused_parts: set[TopicPartition] = set()
+        self.pause_calls = 0
+        self.polls = 0
+
+    def poll(
+        self, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[FakeRecord]]:
+        self.polls += 1
+        if self.paused_parts or not self._batches:
+            return {}
+        batch = self._batches.pop(0)
+        out: dict[TopicPartition, list[FakeRecord]] = {}
+        for r in batch:
+            out.setdefault(TopicPartition(r.topic, r.partition), []).append(r)
+        return out
+
+    def commit(self, offsets: dict[TopicPartition, Any], timeout_ms: int | None = None) -> None:
+        self.commits.append({tp: meta.offset for tp, meta in offsets.items()})
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TopicPartition("gpu-metadata", p) for p in range(3)}
+
+    def pause(self, *parts: TopicPartition) -> None:
+        self.pause_calls += 1
+        self.paused_parts |= set(parts)
+
+    def paused(self) -> set[TopicPartition]:
+        return set(self.paused_parts)
+
+    def resume(self, *parts: TopicPartition) -> None:
+        self.paused_parts -= set(parts)
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return None
+
+    def position(self, tp: TopicPartition, timeout_ms: int | None = None) -> int:
+        return 0
+
+
+class FakeS3:
+    """The S3 calls the archive makes, on a dict (argument names are boto3's)."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.down = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise EndpointConnectionError(endpoint_url="http://s3.invalid")
+
+    def put_object(self, Bucket: str, Key: str, Body: bytes, **kw: Any) -> None:
+        self._check()
+        self.objects[Key] = {"Body": Body, **kw}
+
+    def list_objects_v2(self, Bucket: str, Prefix: str) -> dict[str, Any]:
+        self._check()
+        return {"Contents": [{"Key": k} for k in sorted(self.objects) if k.startswith(Prefix)]}
+
+    def delete_object(self, Bucket: str, Key: str) -> None:
+        self._check()
+        self.objects.pop(Key, None)

@@ -1,0 +1,127 @@
+"""Local-stack runner pieces that need no running service."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from local_stack import cli, kafka, prereqs, stack
+from local_stack.config import StackConfig, kafka_version
+from local_stack.procs import StackError
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> StackConfig:
+    return StackConfig(state_dir=tmp_path / "state", cache_dir=tmp_path / "cache")
+
+
+def test_the_pinned_kafka_version_comes_from_the_pom() -> None:
+    assert kafka_version() == "4.1.1"
+
+
+def test_broker_config_is_single_node_kraft_on_loopback(cfg: StackConfig) -> None:
+    props = dict(line.split("=", 1) for line in kafka.server_properties(cfg).splitlines() if line)
+    assert props["process.roles"] == "broker,controller"
+    assert props["listeners"] == "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"
+    assert props["offsets.topic.replication.factor"] == "1"
+    assert props["auto.create.topics.enable"] == "false", "topics are created on purpose only"
+
+
+def test_the_api_token_is_generated_once_with_mode_600(cfg: StackConfig) -> None:
+    token = cfg.api_token()
+    assert len(token) >= 32 and cfg.api_token() == token
+    assert stat.S_IMODE(cfg.token_file.stat().st_mode) == 0o600
+
+
+def test_services_get_the_contract_variables(cfg: StackConfig) -> None:
+    api, worker = cfg.api_env(), cfg.worker_env()
+    assert set(api) == {
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "KAFKA_TOPIC",
+        "API_TOKENS",
+        "API_HOST",
+        "API_PORT",
+        "LOG_LEVEL",
+    }
+    assert worker["MONGO_URI"] == "mongodb://127.0.0.1:27017/" and worker["ARCHIVE_ENABLED"] == "true"
+    assert worker["KAFKA_GROUP_ID"] == "ca4-metadata-worker"
+
+
+def test_ports_can_be_overridden_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CA4_LOCAL_KAFKA_PORT", "29092")
+    monkeypatch.setenv("CA4_LOCAL_STATE_DIR", str(tmp_path / "s"))
+    cfg = StackConfig.from_env(tmp_path)
+    assert cfg.kafka_bootstrap == "127.0.0.1:29092" and cfg.state_dir == tmp_path / "s"
+
+
+def test_a_missing_tool_is_named_with_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(StackError) as exc:
+        prereqs.require("mvn", "fetching Kafka's jars")
+    message = str(exc.value)
+    assert "'mvn' was not found on PATH" in message and "apt-get install -y maven" in message
+
+
+def test_an_old_java_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = tmp_path / "java"
+    fake.write_text("#!/bin/sh\necho 'openjdk version \"11.0.2\" 2019-01-15' >&2\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(StackError, match="Java 11; Kafka 4 needs Java 17"):
+        prereqs.require_java("the Kafka broker")
+
+
+def test_status_of_a_stack_that_is_not_running(cfg: StackConfig) -> None:
+    rows = stack.status(cfg)
+    assert [r[0] for r in rows] == ["s3", "ferretdb", "kafka", "metadata-worker", "processor-api"]
+    assert all(pid is None and not healthy for _, pid, _, healthy in rows)
+    assert stack.down(cfg) == [], "down on a stopped stack is a no-op"
+
+
+def test_a_stale_pid_file_is_not_a_running_process(cfg: StackConfig) -> None:
+    proc = kafka.process(cfg)
+    proc.run_dir.mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    proc.pid_file.write_text(f"{dead.pid}\n")
+    assert proc.pid() is None
+
+
+def test_cli_help_explains_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for word in ("up", "down", "status", "demo", "clean", "CA4_CACHE_DIR"):
+        assert word in out
+
+
+def test_cli_env_prints_the_worker_contract(
+    cfg: StackConfig, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CA4_LOCAL_STATE_DIR", str(cfg.state_dir))
+    assert cli.main(["env", "worker"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "export MONGO_URI=mongodb://127.0.0.1:27017/" in out
+        and "export KAFKA_DLQ_TOPIC=gpu-metadata.dlq" in out
+    )
+
+
+def test_cli_turns_a_stack_error_into_one_readable_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def boom(cfg: StackConfig) -> None:
+        raise StackError("'go' was not found on PATH")
+
+    monkeypatch.setattr(stack, "up", boom)
+    monkeypatch.setenv("CA4_LOCAL_STATE_DIR", os.devnull + "-unused")
+    assert cli.main(["up"]) == 1
+    assert "ca4-local: 'go' was not found on PATH" in capsys.readouterr().err

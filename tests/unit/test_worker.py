@@ -1,0 +1,239 @@
+"""Worker logic with fakes: decode, dead-letter, idempotent store, archive, commit only when durable."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import threading
+import uuid
+from typing import Any
+
+import mongomock
+import pytest
+from kafka import TopicPartition
+
+from ca4_events.schema import GpuMetadataEvent
+from metadata_worker.consumer import BatchProcessor, Health, Worker, decode
+from metadata_worker.dlq import DeadLetterPublisher
+from metadata_worker.errors import PoisonRecord, SinkUnavailable
+from metadata_worker.sinks.mongo import MongoSink
+from metadata_worker.sinks.s3 import S3Archive
+from tests.unit.fakes import FakeConsumer, FakeProducer, FakeRecord, FakeS3
+
+NOW = dt.datetime(2026, 11, 28, 3, 0, tzinfo=dt.UTC)
+TS = int(NOW.timestamp() * 1000)
+
+
+def record(offset: int, value: bytes | None, partition: int = 0, key: bytes = b"sess-1") -> FakeRecord:
+    return FakeRecord("gpu-metadata", partition, offset, TS + offset, key, value)
+
+
+def event_bytes(event: GpuMetadataEvent, event_id: str | None = None) -> bytes:
+    e = event.model_copy(update={"event_id": uuid.UUID(event_id) if event_id else uuid.uuid4()})
+    return e.model_dump_json(exclude_none=True).encode()
+
+
+class Rig:
+    """A BatchProcessor over fakes."""
+
+    def __init__(self, archive: bool = True) -> None:
+        self.db = mongomock.MongoClient(tz_aware=True)["ca4"]
+        self.sink = MongoSink(self.db)
+        self.producer = FakeProducer()
+        self.s3 = FakeS3()
+        self.processor = BatchProcessor(
+            self.sink,
+            DeadLetterPublisher(self.producer),
+            S3Archive(self.s3, "bucket") if archive else None,
+            clock=lambda: NOW,
+        )
+
+
+@pytest.fixture
+def rig() -> Rig:
+    return Rig()
+
+
+def test_decode_accepts_a_published_event(load_event: GpuMetadataEvent) -> None:
+    assert decode(record(0, event_bytes(load_event))).accelerators[0].name == "NVIDIA H200"
+
+
+@pytest.mark.parametrize(
+    ("value", "error_type"),
+    [
+        (None, "EmptyValue"),
+        (b"\xff\xfe", "DecodeError"),
+        (b"[" * 50_000, "DecodeError"),
+        (b'{"collected_at": 1}', "ValidationError"),
+        (
+            b'{"collected_at": "2026-11-28T00:00:00Z", "source": {"provider": "colab", "host": "h"}}',
+            "ValidationError",
+        ),
+    ],
+    ids=["tombstone", "binary", "deep", "invalid", "no-event-id"],
+)
+def test_decode_turns_bad_records_into_poison(value: bytes | None, error_type: str) -> None:
+    with pytest.raises(PoisonRecord) as exc:
+        decode(record(0, value))
+    assert exc.value.error_type == error_type
+
+
+def test_a_batch_is_stored_devices_updated_and_archived(
+    rig: Rig, h200_events: list[GpuMetadataEvent]
+) -> None:
+    records = [record(i, event_bytes(e)) for i, e in enumerate(h200_events)]
+    report = rig.processor.deliver(rig.processor.prepare(records))
+    assert (report.stored, report.duplicates, report.dead_lettered) == (6, 0, 0)
+    assert rig.db.gpu_metadata.count_documents({}) == 6
+    (device,) = list(rig.db.gpu_devices.find())
+    assert device["last"]["utilization_gpu_pct"] == 100
+    keys = sorted(rig.s3.objects)
+    assert [k.split("/")[0] for k in keys] == ["enriched", "raw"]
+    assert keys[1].endswith("gpu-metadata-p0-o00000000000000000000-00000000000000000005.jsonl.gz")
+    lines = gzip.decompress(rig.s3.objects[keys[1]]["Body"]).splitlines()
+    assert lines == [r.value for r in records], "raw objects hold the record values unchanged"
+
+
+def test_a_replayed_batch_is_a_no_op_with_the_same_archive_keys(
+    rig: Rig, h200_events: list[GpuMetadataEvent]
+) -> None:
+    records = [record(i, event_bytes(e)) for i, e in enumerate(h200_events)]
+    rig.processor.deliver(rig.processor.prepare(records))
+    before = dict(rig.s3.objects)
+    report = rig.processor.deliver(rig.processor.prepare(records))
+    assert (report.stored, report.duplicates) == (0, 6)
+    assert rig.db.gpu_metadata.count_documents({}) == 6
+    assert rig.s3.objects.keys() == before.keys(), "re-archiving overwrites, it never adds"
+    assert rig.s3.objects == before, "and writes the same bytes (gzip mtime=0)"
+
+
+def test_a_longer_replay_replaces_the_shorter_archive_object(
+    rig: Rig, h200_events: list[GpuMetadataEvent]
+) -> None:
+    records = [record(i, event_bytes(e)) for i, e in enumerate(h200_events)]
+    rig.processor.deliver(rig.processor.prepare(records[:3]))  # archived, then "crashed" before the commit
+    rig.processor.deliver(
+        rig.processor.prepare(records)
+    )  # the replay polls more records from the same offset
+    raw = sorted(k for k in rig.s3.objects if k.startswith("raw/"))
+    assert len(raw) == 1 and raw[0].endswith("-o00000000000000000000-00000000000000000005.jsonl.gz"), raw
+
+
+def test_poison_goes_to_the_dlq_with_its_coordinates(rig: Rig, load_event: GpuMetadataEvent) -> None:
+    records = [
+        record(0, event_bytes(load_event)),
+        record(1, b"nope", key=b"k"),
+        record(2, event_bytes(load_event)),
+    ]
+    report = rig.processor.deliver(rig.processor.prepare(records))
+    assert (report.stored, report.dead_lettered) == (2, 1)
+    (dead,) = rig.producer.sent
+    assert dead["topic"] == "gpu-metadata.dlq" and dead["key"] == b"k" and dead["value"] == b"nope"
+    assert (
+        dead["headers"]["ca4-source-offset"] == b"1" and dead["headers"]["ca4-error-type"] == b"DecodeError"
+    )
+
+
+def test_a_sink_failure_is_retried_without_resending_finished_steps(
+    rig: Rig, load_event: GpuMetadataEvent
+) -> None:
+    batch = rig.processor.prepare([record(0, event_bytes(load_event)), record(1, b"bad")])
+    rig.s3.down = True
+    with pytest.raises(SinkUnavailable, match="archive write"):
+        rig.processor.deliver(batch)
+    assert batch.stored and not batch.archived and not batch.dead_lettered
+    rig.s3.down = False
+    rig.processor.deliver(batch)
+    assert len(rig.producer.sent) == 1, "the poison record is dead-lettered once"
+    assert rig.db.gpu_metadata.count_documents({}) == 1
+
+
+def test_the_dlq_must_acknowledge(rig: Rig) -> None:
+    rig.producer.down = True
+    with pytest.raises(SinkUnavailable, match="did not acknowledge"):
+        rig.processor.deliver(rig.processor.prepare([record(0, b"bad")]))
+
+
+def test_device_state_never_moves_backwards(rig: Rig, h200_events: list[GpuMetadataEvent]) -> None:
+    newest, older = h200_events[-1], h200_events[0]
+    rig.processor.deliver(rig.processor.prepare([record(0, event_bytes(newest))]))
+    rig.processor.deliver(rig.processor.prepare([record(1, event_bytes(older))]))
+    (device,) = list(rig.db.gpu_devices.find())
+    assert device["last"]["utilization_gpu_pct"] == 100, "an older snapshot must not overwrite a newer state"
+    assert device["first_seen_at"] <= device["last_seen_at"]
+
+
+def _worker(rig: Rig, consumer: FakeConsumer) -> Worker:
+    return Worker(consumer, rig.processor, rig.sink, Health(), retry_initial_s=0.001, retry_max_s=0.002)
+
+
+def test_offsets_are_committed_after_the_write_one_past_the_last(
+    rig: Rig, h200_events: list[GpuMetadataEvent]
+) -> None:
+    batch = [record(i, event_bytes(e), partition=i % 2) for i, e in enumerate(h200_events)]
+    consumer = FakeConsumer([batch])
+    stop = threading.Event()
+    worker = _worker(rig, consumer)
+    rig.sink.insert_events = _stop_after(rig.sink.insert_events, stop)  # type: ignore[method-assign]
+    worker.run(stop)
+    assert consumer.commits == [{TopicPartition("gpu-metadata", 0): 5, TopicPartition("gpu-metadata", 1): 6}]
+    assert worker.health.ready
+
+
+def test_nothing_is_committed_while_the_database_is_down(rig: Rig, load_event: GpuMetadataEvent) -> None:
+    consumer = FakeConsumer([[record(0, event_bytes(load_event))]])
+    stop = threading.Event()
+    seen: list[tuple[list[Any], set[TopicPartition]]] = []  # (commits, paused) at each attempt
+    real_insert = rig.sink.insert_events
+
+    def flaky(docs: list[dict[str, Any]]) -> Any:
+        seen.append((list(consumer.commits), set(consumer.paused_parts)))
+        if len(seen) < 4:
+            raise SinkUnavailable("database down")
+        stop.set()
+        return real_insert(docs)
+
+    rig.sink.insert_events = flaky  # type: ignore[method-assign]
+    worker = _worker(rig, consumer)
+    worker.run(stop)
+    assert len(seen) == 4, "three failed attempts, then success"
+    assert all(commits == [] for commits, _ in seen), "no commit before the write succeeded"
+    assert all(paused for _, paused in seen[1:]), "partitions stay paused while retrying"
+    assert consumer.commits == [{TopicPartition("gpu-metadata", 0): 1}]
+    assert consumer.paused_parts == set(), "partitions resume once the batch is durable"
+    assert worker.health.ready
+
+
+def test_stop_during_retries_exits_without_committing(rig: Rig, load_event: GpuMetadataEvent) -> None:
+    consumer = FakeConsumer([[record(0, event_bytes(load_event))]])
+    stop = threading.Event()
+
+    def down(docs: list[dict[str, Any]]) -> Any:
+        stop.set()  # SIGTERM arrives while the database is unreachable
+        raise SinkUnavailable("database down")
+
+    rig.sink.insert_events = down  # type: ignore[method-assign]
+    worker = _worker(rig, consumer)
+    worker.run(stop)
+    assert consumer.commits == [], "an undelivered batch must not be committed; it will be replayed"
+    assert not worker.health.ready
+
+
+def _stop_after(fn: Any, stop: threading.Event) -> Any:
+    def wrapper(*args: Any) -> Any:
+        result = fn(*args)
+        stop.set()
+        return result
+
+    return wrapper
+
+
+def test_archive_objects_are_gzip_json_lines(rig: Rig, load_event: GpuMetadataEvent) -> None:
+    rig.processor.deliver(rig.processor.prepare([record(7, event_bytes(load_event), partition=2)]))
+    key = next(k for k in rig.s3.objects if k.startswith("enriched/"))
+    expected = "enriched/topic=gpu-metadata/dt=2026-11-28/hour=03/gpu-metadata-p2-o{:020d}-{:020d}.jsonl.gz"
+    assert key == expected.format(7, 7)
+    (line,) = gzip.decompress(rig.s3.objects[key]["Body"]).splitlines()
+    doc = json.loads(line)
+    assert doc["kafka"]["offset"] == 7 and doc["ingest"]["processed_at"] == "2026-11-28T03:00:00+00:00"
