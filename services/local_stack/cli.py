@@ -22,12 +22,18 @@ State (data, logs, PID files, the generated API token) lives in .ca4-local/ and
 downloads are cached in ~/.cache/ca4 (override with CA4_LOCAL_STATE_DIR and
 CA4_CACHE_DIR; ports with CA4_LOCAL_KAFKA_PORT, CA4_LOCAL_MONGO_PORT, CA4_LOCAL_S3_PORT,
 CA4_LOCAL_API_PORT, CA4_LOCAL_WORKER_PORT).
+
+With Docker, CA4_LOCAL_BACKEND=docker runs Kafka (apache/kafka), MongoDB and moto as
+containers instead (testcontainers); the API and the worker stay local processes.
 """
 
 
 def _config(args: argparse.Namespace) -> StackConfig:
     root = Path(os.environ.get("CA4_PROJECT_ROOT", Path.cwd()))
-    cfg = StackConfig.from_env(root)
+    try:
+        cfg = StackConfig.from_env(root)
+    except ValueError as exc:
+        raise StackError(str(exc)) from exc
     if getattr(args, "no_archive", False):
         cfg = replace(cfg, archive_enabled=False)
     return cfg
@@ -49,9 +55,9 @@ def cmd_down(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     """Show what runs; exit 1 when something is down."""
     rows = stack.status(_config(args))
-    for name, pid, endpoint, healthy in rows:
-        state = "healthy" if healthy else ("running, NOT healthy" if pid else "stopped")
-        print(f"{name:16} {state:22} pid {pid or '-':<8} {endpoint}")
+    for name, ident, endpoint, healthy in rows:
+        state = "healthy" if healthy else ("running, NOT healthy" if ident else "stopped")
+        print(f"{name:16} {state:22} id {ident or '-':<12} {endpoint}")
     return 0 if all(r[3] for r in rows) else 1
 
 

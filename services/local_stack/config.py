@@ -26,6 +26,7 @@ KAFKA_CLUSTER_ID = "Y2E0LWxvY2FsLWtyYWZ0"
 LOCAL_AWS_KEY = "ca4-local-test"  # moto accepts any credentials; these are not secrets
 BUCKET = "ca4-archive-local"
 REGION = "us-east-1"
+BACKENDS = ("native", "docker")
 
 
 def kafka_version() -> str:
@@ -66,6 +67,11 @@ class StackConfig:
     kafka_partitions: int = 3
     archive_enabled: bool = True
     kafka_heap: str = "512m"
+    backend: str = "native"  # or "docker": Kafka, MongoDB and S3 as containers
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"CA4_LOCAL_BACKEND must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
 
     @classmethod
     def from_env(cls, project_root: Path) -> StackConfig:
@@ -73,6 +79,7 @@ class StackConfig:
         cfg = cls(
             state_dir=Path(os.environ.get("CA4_LOCAL_STATE_DIR", project_root / ".ca4-local")),
             cache_dir=default_cache_dir(),
+            backend=os.environ.get("CA4_LOCAL_BACKEND", "native"),
         )
         overrides: dict[str, Any] = {}
         for field in (
@@ -89,11 +96,14 @@ class StackConfig:
         return replace(cfg, **overrides)
 
     @classmethod
-    def ephemeral(cls, state_dir: Path, cache_dir: Path | None = None) -> StackConfig:
+    def ephemeral(
+        cls, state_dir: Path, cache_dir: Path | None = None, backend: str = "native"
+    ) -> StackConfig:
         """A stack on free ports in its own folder (tests run beside a user's stack)."""
         return cls(
             state_dir=state_dir,
             cache_dir=cache_dir or default_cache_dir(),
+            backend=backend,
             kafka_port=free_port(),
             kafka_controller_port=free_port(),
             mongo_port=free_port(),

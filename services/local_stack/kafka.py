@@ -148,11 +148,12 @@ def start(cfg: StackConfig) -> None:
             env,
         )
         wait_until(lambda: port_open(cfg.kafka_port), 90, "kafka", proc.log_file, proc)
-        wait_until(lambda: _metadata_ok(cfg), 60, "kafka metadata", proc.log_file, proc)
+        wait_until(lambda: metadata_ok(cfg), 60, "kafka metadata", proc.log_file, proc)
     ensure_topics(cfg)
 
 
-def _metadata_ok(cfg: StackConfig) -> bool:
+def metadata_ok(cfg: StackConfig) -> bool:
+    """True when the broker answers a metadata request."""
     try:
         admin = KafkaAdminClient(bootstrap_servers=cfg.kafka_bootstrap, request_timeout_ms=3000)
     except KafkaError:

@@ -6,55 +6,68 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from local_stack import ferretdb, kafka, s3, services
+from local_stack import docker_backend, ferretdb, kafka, s3, services
 from local_stack.config import BUCKET, StackConfig
-from local_stack.procs import Process, http_ok, note, port_open
+from local_stack.procs import Process, StackError, http_ok, note, port_open
 
 
 @dataclass(frozen=True)
 class Component:
-    """One process of the stack, how to start it and how to tell it is healthy."""
+    """One server of the stack: how to start and stop it, and how to tell it runs and is healthy."""
 
     name: str
-    process: Callable[[StackConfig], Process]
     start: Callable[[StackConfig], None]
+    stop: Callable[[StackConfig], bool]
+    running: Callable[[StackConfig], str | None]  # PID or container id
     endpoint: Callable[[StackConfig], str]
     healthy: Callable[[StackConfig], bool]
-    stop_timeout: float = 20.0
 
 
-COMPONENTS: tuple[Component, ...] = (
-    Component(
-        "s3",
-        s3.process,
-        s3.start,
-        lambda c: c.s3_endpoint,
-        lambda c: http_ok(f"{c.s3_endpoint}/moto-api/"),
-    ),
-    Component(
-        "ferretdb",
-        ferretdb.process,
-        ferretdb.start,
-        lambda c: c.mongo_uri,
-        lambda c: port_open(c.mongo_port),
-        10,
-    ),
-    Component(
-        "kafka",
-        kafka.process,
-        kafka.start,
-        lambda c: c.kafka_bootstrap,
-        lambda c: port_open(c.kafka_port),
-        30,
-    ),
-    Component(
+def _process(  # noqa: PLR0917 - a table row: the call sites read as columns
+    name: str,
+    handle: Callable[[StackConfig], Process],
+    start: Callable[[StackConfig], None],
+    endpoint: Callable[[StackConfig], str],
+    healthy: Callable[[StackConfig], bool],
+    stop_timeout: float = 20.0,
+) -> Component:
+    def running(cfg: StackConfig) -> str | None:
+        pid = handle(cfg).pid()
+        return None if pid is None else str(pid)
+
+    return Component(name, start, lambda c: handle(c).stop(timeout=stop_timeout), running, endpoint, healthy)
+
+
+def _container(
+    name: str,
+    key: str,
+    start: Callable[[StackConfig], None],
+    endpoint: Callable[[StackConfig], str],
+    healthy: Callable[[StackConfig], bool],
+) -> Component:
+    return Component(
+        name,
+        start,
+        lambda c: docker_backend.stop(c, key),
+        lambda c: docker_backend.running(c, key),
+        endpoint,
+        healthy,
+    )
+
+
+def _s3_healthy(c: StackConfig) -> bool:
+    return http_ok(f"{c.s3_endpoint}/moto-api/")
+
+
+SERVICES: tuple[Component, ...] = (
+    _process(
         "metadata-worker",
         services.worker_process,
         services.start_worker,
         lambda c: c.worker_url,
         lambda c: http_ok(f"{c.worker_url}/readyz"),
     ),
-    Component(
+    _process(
         "processor-api",
         services.api_process,
         services.start_api,
@@ -62,11 +75,52 @@ COMPONENTS: tuple[Component, ...] = (
         lambda c: http_ok(f"{c.api_url}/readyz"),
     ),
 )
+NATIVE: tuple[Component, ...] = (
+    _process("s3", s3.process, s3.start, lambda c: c.s3_endpoint, _s3_healthy, 10),
+    _process(
+        "ferretdb",
+        ferretdb.process,
+        ferretdb.start,
+        lambda c: c.mongo_uri,
+        lambda c: port_open(c.mongo_port),
+        10,
+    ),
+    _process(
+        "kafka",
+        kafka.process,
+        kafka.start,
+        lambda c: c.kafka_bootstrap,
+        lambda c: port_open(c.kafka_port),
+        30,
+    ),
+)
+DOCKER: tuple[Component, ...] = (
+    _container("s3", "s3", docker_backend.start_s3, lambda c: c.s3_endpoint, _s3_healthy),
+    _container(
+        "mongodb",
+        "mongo",
+        docker_backend.start_mongo,
+        lambda c: c.mongo_uri,
+        lambda c: port_open(c.mongo_port),
+    ),
+    _container(
+        "kafka",
+        "kafka",
+        docker_backend.start_kafka,
+        lambda c: c.kafka_bootstrap,
+        lambda c: port_open(c.kafka_port),
+    ),
+)
 
 
-def component(name: str) -> Component:
+def components(cfg: StackConfig) -> tuple[Component, ...]:
+    """Every component of this stack, in start order."""
+    return (DOCKER if cfg.backend == "docker" else NATIVE) + SERVICES
+
+
+def component(cfg: StackConfig, name: str) -> Component:
     """Look a component up by name."""
-    for comp in COMPONENTS:
+    for comp in components(cfg):
         if comp.name == name:
             return comp
     raise KeyError(name)
@@ -74,7 +128,11 @@ def component(name: str) -> Component:
 
 def up(cfg: StackConfig) -> None:
     """Start every component that is not running yet, in dependency order."""
-    for comp in COMPONENTS:
+    if cfg.backend == "docker":
+        problem = docker_backend.docker_problem()
+        if problem:
+            raise StackError(f"CA4_LOCAL_BACKEND=docker, but {problem}; unset it to use the native stack")
+    for comp in components(cfg):
         comp.start(cfg)
     note("")
     note("CA4 local stack is up:")
@@ -84,11 +142,12 @@ def up(cfg: StackConfig) -> None:
 
 def summary(cfg: StackConfig) -> list[str]:
     """Endpoints and where to look."""
+    db = "FerretDB" if cfg.backend == "native" else "MongoDB container"
     return [
         f"Processor API    {cfg.api_url}   (POST /metadata, token in {cfg.token_file})",
         f"Worker probes    {cfg.worker_url}/readyz  /metrics",
         f"Kafka            {cfg.kafka_bootstrap}",
-        f"Mongo-wire DB    {cfg.mongo_uri}  (FerretDB, database ca4)",
+        f"Mongo-wire DB    {cfg.mongo_uri}  ({db}, database ca4)",
         f"S3 (moto)        {cfg.s3_endpoint}  bucket {BUCKET}"
         + ("" if cfg.archive_enabled else " (archive off)"),
         f"logs             {cfg.logs_dir}/",
@@ -97,19 +156,15 @@ def summary(cfg: StackConfig) -> list[str]:
 
 def down(cfg: StackConfig) -> list[str]:
     """Stop every component, dependants first; returns the names that were running."""
-    stopped = []
-    for comp in reversed(COMPONENTS):
-        if comp.process(cfg).stop(timeout=comp.stop_timeout):
-            stopped.append(comp.name)
-    return stopped
+    return [comp.name for comp in reversed(components(cfg)) if comp.stop(cfg)]
 
 
-def status(cfg: StackConfig) -> list[tuple[str, int | None, str, bool]]:
-    """``(name, pid, endpoint, healthy)`` for every component."""
+def status(cfg: StackConfig) -> list[tuple[str, str | None, str, bool]]:
+    """``(name, pid or container id, endpoint, healthy)`` for every component."""
     rows = []
-    for comp in COMPONENTS:
-        pid = comp.process(cfg).pid()
-        rows.append((comp.name, pid, comp.endpoint(cfg), pid is not None and comp.healthy(cfg)))
+    for comp in components(cfg):
+        ident = comp.running(cfg)
+        rows.append((comp.name, ident, comp.endpoint(cfg), ident is not None and comp.healthy(cfg)))
     return rows
 
 

@@ -6,11 +6,12 @@ import os
 import stat
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from local_stack import cli, kafka, prereqs, stack
+from local_stack import cli, docker_backend, kafka, prereqs, stack
 from local_stack.config import StackConfig, kafka_version
 from local_stack.procs import StackError
 
@@ -125,3 +126,31 @@ def test_cli_turns_a_stack_error_into_one_readable_line(
     monkeypatch.setenv("CA4_LOCAL_STATE_DIR", os.devnull + "-unused")
     assert cli.main(["up"]) == 1
     assert "ca4-local: 'go' was not found on PATH" in capsys.readouterr().err
+
+
+def test_the_docker_backend_is_refused_clearly_without_a_daemon(
+    cfg: StackConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(docker_backend, "docker_problem", lambda: "no Docker daemon answers (test)")
+    with pytest.raises(StackError, match="CA4_LOCAL_BACKEND=docker, but no Docker daemon answers"):
+        stack.up(replace(cfg, backend="docker"))
+
+
+def test_an_unknown_backend_is_named(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CA4_LOCAL_BACKEND", "podman")
+    assert cli.main(["status"]) == 1
+    assert "CA4_LOCAL_BACKEND must be one of native, docker, not 'podman'" in capsys.readouterr().err
+
+
+def test_the_kafka_container_is_one_kraft_node_advertised_on_loopback(cfg: StackConfig) -> None:
+    env = docker_backend.kafka_env(cfg)
+    assert env["KAFKA_ADVERTISED_LISTENERS"] == "PLAINTEXT://127.0.0.1:9092"
+    assert (
+        env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+        and env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    )
+    assert docker_backend.kafka_image() == "apache/kafka:4.1.1", "same version as the native jars"
+    names = [c.name for c in stack.components(replace(cfg, backend="docker"))]
+    assert names == ["s3", "mongodb", "kafka", "metadata-worker", "processor-api"]
