@@ -143,6 +143,14 @@ class Process:
         self.pid_file.write_text(f"{proc.pid}\n")
         return proc.pid
 
+    def wait(self, timeout: float) -> int:
+        """Exit code of a process this interpreter started, once it exits (``TimeoutExpired`` if not)."""
+        pid = self.pid()
+        child = _CHILDREN.get(pid) if pid is not None else None
+        if child is None:
+            raise StackError(f"{self.name} was not started by this process; its exit code is unknown")
+        return child.wait(timeout=timeout)
+
     def signal(self, sig: signal.Signals) -> bool:
         """Send ``sig``; False when the process is not running."""
         pid = self.pid()
