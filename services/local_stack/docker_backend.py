@@ -120,7 +120,9 @@ def _start(
         )
     stop(cfg, component)  # a stopped container of the same name would block the new one
     container = DockerContainer(image, name=container_name(cfg, component)).with_envs(**env)
-    container.ports[f"{inner}/tcp"] = ("127.0.0.1", port)  # type: ignore[assignment]  # docker-py takes (ip, port)
+    # docker-py takes (ip, port) to publish on one address; testcontainers' helper only takes a port
+    ports: dict[str, Any] = container.ports
+    ports[f"{inner}/tcp"] = ("127.0.0.1", port)
     container.start()
 
 
