@@ -30,9 +30,16 @@ bootstrap: $(VENV)/.bootstrapped ## create the tool venv (uv + nox)
 
 # --- tests -------------------------------------------------------------------------------
 
+# Debian packages the tests need (installed only when missing; CI runs as root)
+TEST_PACKAGES ?= prometheus
+
+.PHONY: test-packages
+test-packages: ## install the Debian packages the tests need, if missing
+	scripts/ensure_packages.sh $(TEST_PACKAGES)
+
 .PHONY: test
-test: $(VENV)/.bootstrapped ## everything CI runs: lint, unit, integration on the real local stack
-	@echo ">> make test: lint, unit and integration tests (the integration fixtures start Kafka, FerretDB and moto)"
+test: $(VENV)/.bootstrapped test-packages ## everything CI runs: lint, unit, integration on the real local stack
+	@echo ">> make test: lint, unit and integration tests (the integration fixtures start Kafka, FerretDB, moto and Prometheus)"
 	$(NOX) -s lint unit integration
 
 .PHONY: lint

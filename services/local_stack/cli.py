@@ -21,7 +21,8 @@ environment variables as their Kubernetes pods. Everything listens on 127.0.0.1.
 State (data, logs, PID files, the generated API token) lives in .ca4-local/ and
 downloads are cached in ~/.cache/ca4 (override with CA4_LOCAL_STATE_DIR and
 CA4_CACHE_DIR; ports with CA4_LOCAL_KAFKA_PORT, CA4_LOCAL_MONGO_PORT, CA4_LOCAL_S3_PORT,
-CA4_LOCAL_API_PORT, CA4_LOCAL_WORKER_PORT).
+CA4_LOCAL_API_PORT, CA4_LOCAL_WORKER_PORT, CA4_LOCAL_PROMETHEUS_PORT). Prometheus runs
+when Debian's prometheus package (or any prometheus binary on PATH) is installed.
 
 With Docker, CA4_LOCAL_BACKEND=docker runs Kafka (apache/kafka), MongoDB and moto as
 containers instead (testcontainers); the API and the worker stay local processes.
@@ -53,12 +54,11 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Show what runs; exit 1 when something is down."""
+    """Show what runs; exit 1 when something installed is down or unhealthy."""
     rows = stack.status(_config(args))
-    for name, ident, endpoint, healthy in rows:
-        state = "healthy" if healthy else ("running, NOT healthy" if ident else "stopped")
-        print(f"{name:16} {state:22} id {ident or '-':<12} {endpoint}")
-    return 0 if all(r[3] for r in rows) else 1
+    for name, ident, endpoint, state in rows:
+        print(f"{name:16} {state:14} id {ident or '-':<12} {endpoint}")
+    return 0 if all(state in ("healthy", "not installed") for *_, state in rows) else 1
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

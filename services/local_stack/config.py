@@ -10,7 +10,7 @@ import os
 import re
 import secrets
 import socket
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def port_fields() -> list[str]:
+    """The ``*_port`` fields of ``StackConfig``; each can be moved with ``CA4_LOCAL_<FIELD>``."""
+    return [f.name for f in fields(StackConfig) if f.name.endswith("_port")]
+
+
+def port_env(field: str) -> str:
+    """``kafka_port`` -> ``CA4_LOCAL_KAFKA_PORT``."""
+    return f"CA4_LOCAL_{field.upper()}"
+
+
 @dataclass(frozen=True)
 class StackConfig:
     """One local stack: its folders and its loopback ports."""
@@ -64,6 +74,7 @@ class StackConfig:
     s3_port: int = 4566
     api_port: int = 8080
     worker_port: int = 8081
+    prometheus_port: int = 9090
     kafka_partitions: int = 3
     archive_enabled: bool = True
     kafka_heap: str = "512m"
@@ -82,15 +93,8 @@ class StackConfig:
             backend=os.environ.get("CA4_LOCAL_BACKEND", "native"),
         )
         overrides: dict[str, Any] = {}
-        for field in (
-            "kafka_port",
-            "kafka_controller_port",
-            "mongo_port",
-            "s3_port",
-            "api_port",
-            "worker_port",
-        ):
-            raw = os.environ.get(f"CA4_LOCAL_{field.upper()}")
+        for field in port_fields():
+            raw = os.environ.get(port_env(field))
             if raw:
                 overrides[field] = int(raw)
         return replace(cfg, **overrides)
@@ -110,6 +114,7 @@ class StackConfig:
             s3_port=free_port(),
             api_port=free_port(),
             worker_port=free_port(),
+            prometheus_port=free_port(),
         )
 
     # --- folders -------------------------------------------------------------------
@@ -154,6 +159,11 @@ class StackConfig:
     def worker_url(self) -> str:
         """Worker probes and metrics."""
         return f"http://127.0.0.1:{self.worker_port}"
+
+    @property
+    def prometheus_url(self) -> str:
+        """Local Prometheus (query API, UI)."""
+        return f"http://127.0.0.1:{self.prometheus_port}"
 
     # --- the API token ---------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from pymongo.errors import PyMongoError
 
 from local_stack import prereqs
 from local_stack.config import FERRETDB_MODULE, FERRETDB_VERSION, StackConfig
-from local_stack.procs import Process, StackError, port_open, run_checked, step, wait_until
+from local_stack.procs import Process, StackError, require_free_port, run_checked, step, wait_until
 
 
 def binary_path(cfg: StackConfig) -> Path:
@@ -95,10 +95,7 @@ def start(cfg: StackConfig) -> None:
     if proc.alive():
         print(f"ferretdb already running (pid {proc.pid()}) on {cfg.mongo_uri}", flush=True)
         return
-    if port_open(cfg.mongo_port):
-        raise StackError(
-            f"port {cfg.mongo_port} is taken by another program; stop it or set CA4_LOCAL_MONGO_PORT"
-        )
+    require_free_port(cfg.mongo_port, "CA4_LOCAL_MONGO_PORT")
     binary = ensure_binary(cfg)
     data = cfg.data_dir("ferretdb")
     state = cfg.data_dir("ferretdb-state")

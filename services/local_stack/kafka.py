@@ -19,7 +19,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from ca4_events import names
 from local_stack import prereqs
 from local_stack.config import KAFKA_CLUSTER_ID, KAFKA_LOG4J, KAFKA_POM, StackConfig, kafka_version
-from local_stack.procs import Process, StackError, port_open, run_checked, step, wait_until
+from local_stack.procs import Process, StackError, port_open, require_free_port, run_checked, step, wait_until
 
 COMPLETE_MARKER = ".complete"
 
@@ -100,10 +100,7 @@ def start(cfg: StackConfig) -> None:
         print(f"kafka already running (pid {proc.pid()}) on {cfg.kafka_bootstrap}", flush=True)
         ensure_topics(cfg)
         return
-    if port_open(cfg.kafka_port):
-        raise StackError(
-            f"port {cfg.kafka_port} is taken by another program; stop it or set CA4_LOCAL_KAFKA_PORT"
-        )
+    require_free_port(cfg.kafka_port, "CA4_LOCAL_KAFKA_PORT")
     java = prereqs.require_java("the Kafka broker")
     libs = ensure_jars(cfg)
     conf_dir = cfg.state_dir / "conf"

@@ -51,6 +51,12 @@ def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
         return False
 
 
+def require_free_port(port: int, env_var: str) -> None:
+    """A ``StackError`` naming the port and the variable that moves it, when something else listens."""
+    if port_open(port):
+        raise StackError(f"port {port} is taken by another program; stop it or set {env_var}")
+
+
 def http_ok(url: str, timeout: float = 1.0) -> bool:
     """True when ``url`` answers 2xx."""
     try:

@@ -8,7 +8,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from local_stack.config import BUCKET, REGION, StackConfig
-from local_stack.procs import Process, StackError, http_ok, port_open, python, step, wait_until
+from local_stack.procs import Process, StackError, http_ok, python, require_free_port, step, wait_until
 
 
 def process(cfg: StackConfig) -> Process:
@@ -34,10 +34,7 @@ def start(cfg: StackConfig) -> None:
     if proc.alive():
         print(f"s3 (moto) already running (pid {proc.pid()}) on {cfg.s3_endpoint}", flush=True)
     else:
-        if port_open(cfg.s3_port):
-            raise StackError(
-                f"port {cfg.s3_port} is taken by another program; stop it or set CA4_LOCAL_S3_PORT"
-            )
+        require_free_port(cfg.s3_port, "CA4_LOCAL_S3_PORT")
         with step(f"starting S3 endpoint (moto server) on {cfg.s3_endpoint}"):
             proc.start(
                 [python(), "-m", "moto.server", "-H", "127.0.0.1", "-p", str(cfg.s3_port)],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from local_stack.config import StackConfig
-from local_stack.procs import Process, StackError, http_ok, port_open, python, step, wait_until
+from local_stack.procs import Process, http_ok, python, require_free_port, step, wait_until
 
 
 def api_process(cfg: StackConfig) -> Process:
@@ -33,10 +33,7 @@ def start_api(cfg: StackConfig) -> None:
     if proc.alive():
         print(f"processor-api already running (pid {proc.pid()}) on {cfg.api_url}", flush=True)
         return
-    if port_open(cfg.api_port):
-        raise StackError(
-            f"port {cfg.api_port} is taken by another program; stop it or set CA4_LOCAL_API_PORT"
-        )
+    require_free_port(cfg.api_port, "CA4_LOCAL_API_PORT")
     with step(f"starting Processor API on {cfg.api_url}"):
         proc.start([python(), "-m", "processor_api"], _env(cfg.api_env()))
         wait_until(lambda: http_ok(f"{cfg.api_url}/readyz"), 60, "processor-api", proc.log_file, proc)
@@ -48,10 +45,7 @@ def start_worker(cfg: StackConfig) -> None:
     if proc.alive():
         print(f"metadata-worker already running (pid {proc.pid()}) on {cfg.worker_url}", flush=True)
         return
-    if port_open(cfg.worker_port):
-        raise StackError(
-            f"port {cfg.worker_port} is taken by another program; stop it or set CA4_LOCAL_WORKER_PORT"
-        )
+    require_free_port(cfg.worker_port, "CA4_LOCAL_WORKER_PORT")
     with step(f"starting Metadata Worker (probes on {cfg.worker_url})"):
         proc.start([python(), "-m", "metadata_worker"], _env(cfg.worker_env()))
         wait_until(lambda: http_ok(f"{cfg.worker_url}/readyz"), 60, "metadata-worker", proc.log_file, proc)

@@ -6,7 +6,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from local_stack import docker_backend, ferretdb, kafka, s3, services
+from local_stack import docker_backend, ferretdb, kafka, prometheus, s3, services
 from local_stack.config import BUCKET, StackConfig
 from local_stack.procs import Process, StackError, http_ok, note, port_open
 
@@ -21,6 +21,7 @@ class Component:
     running: Callable[[StackConfig], str | None]  # PID or container id
     endpoint: Callable[[StackConfig], str]
     healthy: Callable[[StackConfig], bool]
+    installed: Callable[[], bool] = lambda: True  # optional components may be absent
 
 
 def _process(  # noqa: PLR0917 - a table row: the call sites read as columns
@@ -30,12 +31,15 @@ def _process(  # noqa: PLR0917 - a table row: the call sites read as columns
     endpoint: Callable[[StackConfig], str],
     healthy: Callable[[StackConfig], bool],
     stop_timeout: float = 20.0,
+    installed: Callable[[], bool] = lambda: True,
 ) -> Component:
     def running(cfg: StackConfig) -> str | None:
         pid = handle(cfg).pid()
         return None if pid is None else str(pid)
 
-    return Component(name, start, lambda c: handle(c).stop(timeout=stop_timeout), running, endpoint, healthy)
+    return Component(
+        name, start, lambda c: handle(c).stop(timeout=stop_timeout), running, endpoint, healthy, installed
+    )
 
 
 def _container(
@@ -73,6 +77,15 @@ SERVICES: tuple[Component, ...] = (
         services.start_api,
         lambda c: c.api_url,
         lambda c: http_ok(f"{c.api_url}/readyz"),
+    ),
+    _process(
+        "prometheus",
+        prometheus.process,
+        prometheus.start,
+        lambda c: c.prometheus_url,
+        lambda c: http_ok(f"{c.prometheus_url}/-/ready"),
+        10,
+        installed=lambda: prometheus.binary() is not None,
     ),
 )
 NATIVE: tuple[Component, ...] = (
@@ -159,12 +172,19 @@ def down(cfg: StackConfig) -> list[str]:
     return [comp.name for comp in reversed(components(cfg)) if comp.stop(cfg)]
 
 
-def status(cfg: StackConfig) -> list[tuple[str, str | None, str, bool]]:
-    """``(name, pid or container id, endpoint, healthy)`` for every component."""
+def status(cfg: StackConfig) -> list[tuple[str, str | None, str, str]]:
+    """``(name, pid or container id, endpoint, state)``.
+
+    The state is one of healthy, unhealthy, stopped or not installed.
+    """
     rows = []
     for comp in components(cfg):
         ident = comp.running(cfg)
-        rows.append((comp.name, ident, comp.endpoint(cfg), ident is not None and comp.healthy(cfg)))
+        if ident is None:
+            state = "stopped" if comp.installed() else "not installed"
+        else:
+            state = "healthy" if comp.healthy(cfg) else "unhealthy"
+        rows.append((comp.name, ident, comp.endpoint(cfg), state))
     return rows
 
 

@@ -21,6 +21,7 @@ def _cli(local_stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
         "CA4_LOCAL_S3_PORT": str(cfg.s3_port),
         "CA4_LOCAL_API_PORT": str(cfg.api_port),
         "CA4_LOCAL_WORKER_PORT": str(cfg.worker_port),
+        "CA4_LOCAL_PROMETHEUS_PORT": str(cfg.prometheus_port),
     }
     return subprocess.run(
         [sys.executable, "-m", "local_stack", *args],
@@ -35,7 +36,7 @@ def _cli(local_stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
 def test_status_reports_every_component_healthy(local_stack: Stack) -> None:
     out = _cli(local_stack, "status")
     assert out.returncode == 0, out.stdout + out.stderr
-    for name in ("s3", "ferretdb", "kafka", "metadata-worker", "processor-api"):
+    for name in ("s3", "ferretdb", "kafka", "metadata-worker", "processor-api", "prometheus"):
         assert any(line.startswith(name) and "healthy" in line for line in out.stdout.splitlines()), (
             out.stdout
         )

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from local_stack import cli, docker_backend, kafka, prereqs, stack
+from local_stack import cli, docker_backend, kafka, prereqs, prometheus, stack
 from local_stack.config import StackConfig, kafka_version
 from local_stack.procs import StackError
 
@@ -81,8 +81,15 @@ def test_an_old_java_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 def test_status_of_a_stack_that_is_not_running(cfg: StackConfig) -> None:
     rows = stack.status(cfg)
-    assert [r[0] for r in rows] == ["s3", "ferretdb", "kafka", "metadata-worker", "processor-api"]
-    assert all(pid is None and not healthy for _, pid, _, healthy in rows)
+    assert [r[0] for r in rows] == [
+        "s3",
+        "ferretdb",
+        "kafka",
+        "metadata-worker",
+        "processor-api",
+        "prometheus",
+    ]
+    assert all(ident is None and state in ("stopped", "not installed") for _, ident, _, state in rows)
     assert stack.down(cfg) == [], "down on a stopped stack is a no-op"
 
 
@@ -93,6 +100,17 @@ def test_a_stale_pid_file_is_not_a_running_process(cfg: StackConfig) -> None:
     dead.wait()
     proc.pid_file.write_text(f"{dead.pid}\n")
     assert proc.pid() is None
+
+
+def test_prometheus_is_optional_for_status(cfg: StackConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(prometheus, "binary", lambda: None)
+    assert dict((r[0], r[3]) for r in stack.status(cfg))["prometheus"] == "not installed"
+
+
+def test_prometheus_scrapes_the_services_under_the_cluster_job_names(cfg: StackConfig) -> None:
+    text = prometheus.config_text(cfg)
+    assert "job_name: processor-api" in text and '"127.0.0.1:8080"' in text
+    assert "job_name: metadata-worker" in text and '"127.0.0.1:8081"' in text
 
 
 def test_cli_help_explains_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
@@ -153,4 +171,4 @@ def test_the_kafka_container_is_one_kraft_node_advertised_on_loopback(cfg: Stack
     )
     assert docker_backend.kafka_image() == "apache/kafka:4.1.1", "same version as the native jars"
     names = [c.name for c in stack.components(replace(cfg, backend="docker"))]
-    assert names == ["s3", "mongodb", "kafka", "metadata-worker", "processor-api"]
+    assert names == ["s3", "mongodb", "kafka", "metadata-worker", "processor-api", "prometheus"]
