@@ -12,10 +12,12 @@ is generated from them. ``schema_version`` lets old producers keep working after
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -35,7 +37,18 @@ MAX_WORKLOAD_DEPTH = 8
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
-TagKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:/-]+$")]
+_TAG_KEY = re.compile(r"^[A-Za-z0-9_:/-]{1,64}$")
+
+
+def _tag_key(value: str) -> str:
+    # no "." and no "$": DocumentDB (and FerretDB) refuse such field names, so they are
+    # refused here, at the API, instead of becoming a dead letter after a 202
+    if not _TAG_KEY.fullmatch(value):
+        raise ValueError(f"key {value!r} must be 1-64 letters, digits or _ : / - (no '.' or '$')")
+    return value
+
+
+TagKey = Annotated[str, AfterValidator(_tag_key)]
 TagValue = Annotated[str, StringConstraints(max_length=256)]
 Percent = Annotated[float, Field(ge=0, le=100)]
 Bytes = Annotated[int, Field(ge=0, le=2**63 - 1)]
@@ -194,6 +207,23 @@ def _reportable_fields() -> frozenset[str]:
     return frozenset(Accelerator.model_fields) - structural
 
 
+def _bad_key(value: Any, path: str = "workload") -> str | None:
+    """The first key (by path) that a Mongo-compatible database would refuse, if any."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not key or "." in key or key.startswith("$") or "\0" in key:
+                return f"{path}.{key!r}"
+            found = _bad_key(item, f"{path}.{key}")
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _bad_key(item, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
 def _json_depth(value: Any, limit: int, depth: int = 1) -> int:
     if depth > limit:
         return depth
@@ -243,6 +273,11 @@ class GpuMetadataEvent(_Model):
         size = len(json.dumps(value, separators=(",", ":"), default=str))
         if size > MAX_WORKLOAD_BYTES:
             raise ValueError(f"workload is {size} bytes as JSON; the limit is {MAX_WORKLOAD_BYTES}")
+        bad = _bad_key(value)
+        if bad:
+            raise ValueError(
+                f"key {bad} is empty, contains '.' or starts with '$', which the database refuses"
+            )
         return value
 
     @model_validator(mode="after")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, TypedDict
 
 from pydantic import ValidationError
@@ -18,14 +19,23 @@ class FieldError(TypedDict):
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:
-    """``('accelerators', 0, 'uuid')`` -> ``accelerators[0].uuid``."""
+    """``('accelerators', 0, 'uuid')`` -> ``accelerators[0].uuid``.
+
+    Keys that are not plain names are bracketed (``tags["team.name"]``), and an error about
+    a mapping's key rather than its value ends in `` (key)``.
+    """
     out = ""
+    suffix = ""
     for part in loc:
-        if isinstance(part, int):
+        if part == "[key]":
+            suffix = " (key)"
+        elif isinstance(part, int):
             out += f"[{part}]"
+        elif part.isidentifier():
+            out += f".{part}" if out else part
         else:
-            out += f".{part}" if out else str(part)
-    return out or "(event)"
+            out += f"[{json.dumps(part)}]"
+    return (out or "(event)") + suffix
 
 
 def field_errors(exc: ValidationError, prefix: tuple[int | str, ...] = ()) -> list[FieldError]:

@@ -222,7 +222,7 @@ class Health:
     def set_ready(self, ready: bool, reason: str = "") -> None:
         """Record readiness (and why not)."""
         if ready != self._ready:
-            log.info("readiness changed", extra={"ready": ready, "reason": reason})
+            log.info("readiness changed", extra={"ready": ready, "reason": None if ready else reason})
         self._ready = ready
         self.reason = "" if ready else reason
         metrics.READY.set(1 if ready else 0)

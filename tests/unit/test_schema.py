@@ -87,6 +87,24 @@ def test_workload_nesting_is_bounded() -> None:
     assert "nested deeper" in errors["workload"]
 
 
+@pytest.mark.parametrize(
+    ("patch", "field"),
+    [
+        (
+            {"source": {"provider": "colab", "host": "h", "tags": {"team.name": "x"}}},
+            'source.tags["team.name"] (key)',
+        ),
+        ({"workload": {"job": {"a.b": 1}}}, "workload"),
+        ({"workload": {"$where": "1"}}, "workload"),
+        ({"workload": {"steps": [{"ok": 1}, {"": 2}]}}, "workload"),
+    ],
+    ids=["dotted-tag", "dotted-nested-key", "dollar-key", "empty-key-in-list"],
+)
+def test_keys_the_database_would_refuse_are_refused_here(patch: dict[str, Any], field: str) -> None:
+    errors = errors_of(minimal() | patch)
+    assert field in errors, f"expected an error on {field}, got {errors}"
+
+
 def test_summary_line_names_fields_and_counts_the_rest() -> None:
     with pytest.raises(ValidationError) as exc:
         parse_event({"source": {"provider": "mars"}})
