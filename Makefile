@@ -38,9 +38,9 @@ test-packages: ## install the Debian packages the tests need, if missing
 	scripts/ensure_packages.sh $(TEST_PACKAGES)
 
 .PHONY: test
-test: $(VENV)/.bootstrapped test-packages ## everything CI runs: lint, unit, integration on the real local stack
-	@echo ">> make test: lint, unit and integration tests (the integration fixtures start Kafka, FerretDB, moto and Prometheus)"
-	$(NOX) -s lint unit integration
+test: $(VENV)/.bootstrapped test-packages ## everything CI runs: lint, unit, integration and the Gherkin features locally
+	@echo ">> make test: lint, unit, integration tests and features (fixtures start Kafka, FerretDB, moto, Prometheus)"
+	$(NOX) -s lint unit integration local
 
 .PHONY: lint
 lint: $(VENV)/.bootstrapped ## ruff + mypy
@@ -71,6 +71,10 @@ local-down: $(VENV)/.bootstrapped ## stop the local stack (data kept in .ca4-loc
 .PHONY: local-clean
 local-clean: $(VENV)/.bootstrapped ## stop the local stack and delete .ca4-local (keeps the download cache)
 	$(NOX) -s stack -- clean
+
+.PHONY: local-verify
+local-verify: $(VENV)/.bootstrapped test-packages ## every Gherkin feature against a fresh local stack; reports in reports/
+	$(NOX) -s local
 
 .PHONY: clean
 clean: ## remove build outputs and reports (not the local stack's data)

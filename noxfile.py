@@ -13,7 +13,7 @@ import nox
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "unit", "integration"]
+nox.options.sessions = ["lint", "unit", "integration", "local"]
 
 PYTHON = "3.11"
 os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")  # use the machine's Python, never download one
@@ -46,6 +46,40 @@ def integration(session: nox.Session) -> None:
     """Integration tests against the real local stack (Kafka, FerretDB, moto) started by the fixtures."""
     install(session, "test")
     session.run("pytest", "tests/integration", *session.posargs)
+
+
+def _features(session: nox.Session, target: str) -> None:
+    """Run the features against ``target`` into reports/; posargs: features/x.feature or pytest args."""
+    os.makedirs("reports", exist_ok=True)
+    tags = [os.path.basename(a).removesuffix(".feature") for a in session.posargs if a.endswith(".feature")]
+    rest = [a for a in session.posargs if not a.endswith(".feature")]
+    selection = ["-m", " or ".join(tags)] if tags else []
+    session.run(
+        "pytest",
+        "tests/bdd",
+        f"--target={target}",
+        "-v",
+        "--gherkin-terminal-reporter",
+        f"--cucumberjson=reports/cucumber-{target}.json",
+        f"--junitxml=reports/junit-{target}.xml",
+        f"--bdd-report=reports/verify-{target}.md",
+        *selection,
+        *rest,
+    )
+
+
+@nox.session(python=PYTHON)
+def local(session: nox.Session) -> None:
+    """Gherkin features against the embedded local stack (started by the fixtures); reports in reports/."""
+    install(session, "test")
+    _features(session, "local")
+
+
+@nox.session(python=PYTHON, default=False)
+def live(session: nox.Session) -> None:
+    """The same features against the live cluster through the tunnels (`-- features/e2e.feature` for one)."""
+    install(session, "test", "live")
+    _features(session, "live")
 
 
 @nox.session(python=PYTHON, default=False)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.stack_fixtures"]
+
 TESTS = Path(__file__).parent
 FIXTURES = TESTS / "fixtures"
 H200 = FIXTURES / "gpu" / "h200"
@@ -14,11 +16,38 @@ H200 = FIXTURES / "gpu" / "h200"
 LIVE_FIXTURES = frozenset({"local_stack", "stack", "kafka_admin", "mongo_db", "s3_client"})
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--target``: where the Gherkin features run."""
+    parser.addoption(
+        "--target",
+        choices=("local", "live"),
+        default="local",
+        help="run tests/bdd on the embedded local stack (default) or on the live cluster through its tunnels",
+    )
+    parser.addoption(
+        "--bdd-report",
+        default=None,
+        metavar="PATH",
+        help="write a readable Markdown report of the Gherkin scenarios to PATH",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the Markdown report when asked for."""
+    path = config.getoption("--bdd-report")
+    if path:
+        from tests.bdd.report import MarkdownReport  # noqa: PLC0415 - only feature runs need it
+
+        config.pluginmanager.register(
+            MarkdownReport(Path(path), config.getoption("--target")), "ca4-bdd-report"
+        )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """``tests/unit`` -> ``unit``, ``tests/integration`` -> ``integration``."""
+    """``tests/unit`` -> ``unit``, ``tests/integration`` -> ``integration``, ``tests/bdd`` -> ``bdd``."""
     for item in items:
         kind = Path(str(item.fspath)).relative_to(TESTS).parts[0]
-        if kind in ("unit", "integration"):
+        if kind in ("unit", "integration", "bdd"):
             item.add_marker(getattr(pytest.mark, kind))
         if kind == "unit":
             wanted = LIVE_FIXTURES & set(getattr(item, "fixturenames", ()))

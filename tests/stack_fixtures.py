@@ -1,4 +1,6 @@
-"""The real local stack, started once per test session on free loopback ports.
+"""Pytest plugin: the real local stack, started once per test session on free loopback ports.
+
+Loaded by the root conftest, so integration tests and the Gherkin features share one stack.
 
 Kafka, FerretDB and moto are the real servers (no mocks); the API and the worker run as
 separate processes configured by the same environment variables as their pods. The stack
