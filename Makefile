@@ -76,6 +76,10 @@ local-clean: $(VENV)/.bootstrapped ## stop the local stack and delete .ca4-local
 local-verify: $(VENV)/.bootstrapped test-packages ## every Gherkin feature against a fresh local stack; reports in reports/
 	$(NOX) -s local
 
+.PHONY: producer-bundle
+producer-bundle: $(VENV)/.bootstrapped ## build dist/ca4_producer.zip for the Colab notebook (prints its SHA-256)
+	$(NOX) -s bundle
+
 .PHONY: clean
 clean: ## remove build outputs and reports (not the local stack's data)
 	rm -rf .nox .mypy_cache .ruff_cache .pytest_cache reports build dist

@@ -43,8 +43,8 @@ def unit(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def integration(session: nox.Session) -> None:
-    """Integration tests against the real local stack (Kafka, FerretDB, moto) started by the fixtures."""
-    install(session, "test")
+    """Integration tests on the real local stack, the Colab notebook run headlessly included."""
+    install(session, "test", "notebook")
     session.run("pytest", "tests/integration", *session.posargs)
 
 
@@ -94,6 +94,13 @@ def demo(session: nox.Session) -> None:
     """Bring the local stack up and push the H200 captures through it (what `make local-demo` runs)."""
     install(session, "test")
     session.run("python", "-m", "local_stack", "demo", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def bundle(session: nox.Session) -> None:
+    """Build dist/ca4_producer.zip, the producer bundle the Colab notebook imports (prints its SHA-256)."""
+    install(session)
+    session.run("python", "-m", "ca4_producer", "bundle", "--out", "dist", *session.posargs)
 
 
 @nox.session(python=PYTHON, default=False)

@@ -6,12 +6,14 @@ the database). Delivery is exactly-once from the producer's side: every event ge
 document per id. Retries back off exponentially with full jitter on connection errors,
 timeouts, 429 and 5xx-unavailable answers (honouring ``Retry-After``); other 4xx answers
 are the producer's mistake and raise at once with a readable message.
+
+The URL and the token come from the arguments, else the environment (``EDGE_API_URL``,
+``CA4_API_TOKEN``), else Colab secrets of the same names (see ``credentials``).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -22,12 +24,17 @@ import httpx
 
 from ca4_events.ids import uuid7
 from ca4_events.schema import GpuMetadataEvent
+from ca4_producer import credentials
+from ca4_producer.credentials import TOKEN_ENV, URL_ENV
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
-TOKEN_ENV = "CA4_API_TOKEN"  # noqa: S105 - the variable's name, not a secret
-URL_ENV = "EDGE_API_URL"
+# the API's defaults (API_MAX_BATCH_EVENTS, API_MAX_BODY_BYTES), with room for the envelope
+MAX_BATCH_EVENTS = 500
+MAX_BATCH_BYTES = 1_000_000
+
+__all__ = ["TOKEN_ENV", "URL_ENV", "Ca4Client", "Ca4ClientError", "Ca4Unavailable", "Delivery"]
 
 
 class Ca4ClientError(Exception):
@@ -45,12 +52,23 @@ class Ca4Unavailable(Ca4ClientError):
 
 @dataclass(frozen=True)
 class Delivery:
-    """The API's answer to one accepted request."""
+    """The API's answer to one accepted request.
+
+    ``event_ids`` are every id the request carried; ``refused`` holds the batch items the API
+    did not accept in the end (``index``, ``event_id``, ``status``, ``errors``/``detail``).
+    """
 
     status: int
     event_ids: list[str]
     attempts: int
     body: dict[str, Any] = field(default_factory=dict)
+    refused: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def accepted_ids(self) -> list[str]:
+        """The ids the API acknowledged (they are in Kafka and will be stored once)."""
+        refused = {str(item.get("event_id")) for item in self.refused}
+        return [i for i in self.event_ids if i not in refused]
 
 
 def _with_ids(events: Sequence[GpuMetadataEvent]) -> list[GpuMetadataEvent]:
@@ -64,6 +82,8 @@ def _explain(status: int, body: Any) -> str:
             "the API rejected the token (401): set CA4_API_TOKEN (or the Colab secret "
             "CA4_API_TOKEN) to a token listed in the API's API_TOKENS"
         )
+    if status == 403:
+        return f"the API refused this token for the request (403): {_detail(body)}"
     if status == 413:
         return f"the request is larger than the API accepts (413): {_detail(body)}"
     if status == 422 and isinstance(body, dict):
@@ -95,14 +115,22 @@ class Ca4Client:
         backoff_max_s: float = 30.0,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        secrets: credentials.SecretReader = credentials.colab_secret,
     ) -> None:
-        base_url = base_url or os.environ.get(URL_ENV)
-        token = token or os.environ.get(TOKEN_ENV)
-        if not base_url:
-            raise Ca4ClientError(f"no API URL: pass base_url or set {URL_ENV}")
-        if not token:
-            raise Ca4ClientError(f"no API token: pass token or set {TOKEN_ENV}")
-        self.base_url = base_url.rstrip("/")
+        url = credentials.resolve(URL_ENV, base_url, secrets=secrets)
+        key = credentials.resolve(TOKEN_ENV, token, secrets=secrets)
+        if not url.value:
+            raise Ca4ClientError(
+                f"no API URL: pass base_url, set {URL_ENV} or add the Colab secret {URL_ENV}"
+            )
+        if not key.value:
+            raise Ca4ClientError(
+                f"no API token: pass token, set {TOKEN_ENV} or add the Colab secret {TOKEN_ENV}"
+            )
+        self.base_url = url.value.rstrip("/")
+        # where each came from, for people ("environment", "colab secret"); never the token itself
+        self.url_origin = url.origin
+        self.token_origin = key.origin
         self._max_attempts = max(1, max_attempts)
         self._backoff_initial = backoff_initial_s
         self._backoff_max = backoff_max_s
@@ -111,7 +139,7 @@ class Ca4Client:
             base_url=self.base_url,
             timeout=timeout_s,
             transport=transport,
-            headers={"Authorization": f"Bearer {token}", "User-Agent": "ca4-producer/1"},
+            headers={"Authorization": f"Bearer {key.value}", "User-Agent": "ca4-producer/1"},
         )
 
     def __enter__(self) -> Ca4Client:
@@ -133,20 +161,89 @@ class Ca4Client:
     def post_batch(self, events: Sequence[GpuMetadataEvent]) -> Delivery:
         """Deliver several events in one request (202 all stored, 207 some refused).
 
-        Items the API refused as invalid are reported in ``Delivery.body['results']``;
-        only transient failures are retried, and with the same ids.
+        Items the API refused as invalid are reported in ``Delivery.refused``; items it could
+        not hand to Kafka (a per-item 503 inside a 207) are sent again, alone and with the
+        same ids, within the same attempt budget as a whole-request retry.
         """
         if not events:
             return Delivery(status=202, event_ids=[], attempts=0)
         events = _with_ids(events)
+        ids = [str(e.event_id) for e in events]
         parts = [e.model_dump_json(exclude_none=True) for e in events]
-        body = ('{"events":[' + ",".join(parts) + "]}").encode()
-        return self._post(body, [str(e.event_id) for e in events])
+        pending = list(range(len(events)))
+        refused: dict[int, dict[str, Any]] = {}
+        attempts = 0
+        delay = self._backoff_initial
+        last: Delivery | None = None
+        while pending and attempts < self._max_attempts:
+            body = ('{"events":[' + ",".join(parts[i] for i in pending) + "]}").encode()
+            last = self._post(body, [ids[i] for i in pending], self._max_attempts - attempts)
+            attempts += last.attempts
+            if last.status == 202:
+                pending = []
+                break
+            retry: list[int] = []
+            for item in last.body.get("results") or []:
+                pos = pending[int(item["index"])]
+                status = int(item.get("status", 0))
+                if status == 202:
+                    continue
+                if status in RETRY_STATUSES:
+                    retry.append(pos)
+                else:
+                    refused[pos] = {**item, "index": pos, "event_id": ids[pos]}
+            pending = retry
+            if pending and attempts < self._max_attempts:
+                pause = random.uniform(0, delay)  # noqa: S311 - jitter, not cryptography
+                log.warning(
+                    "batch partly accepted, retrying the rest",
+                    extra={"pending": len(pending), "retry_in_s": round(pause, 3)},
+                )
+                self._sleep(pause)
+                delay = min(delay * 2, self._backoff_max)
+        for pos in pending:
+            refused[pos] = {
+                "index": pos,
+                "event_id": ids[pos],
+                "status": 503,
+                "detail": f"not acknowledged by Kafka after {attempts} attempts; send it again later",
+            }
+        return Delivery(
+            status=207 if refused else 202,
+            event_ids=ids,
+            attempts=attempts,
+            body=last.body if last else {},
+            refused=[refused[pos] for pos in sorted(refused)],
+        )
 
-    def _post(self, body: bytes, event_ids: list[str]) -> Delivery:
+    def post_many(
+        self,
+        events: Sequence[GpuMetadataEvent],
+        *,
+        batch_size: int = 100,
+        max_batch_bytes: int = MAX_BATCH_BYTES,
+    ) -> list[Delivery]:
+        """Deliver any number of events in batches that fit the API's limits (count and body size)."""
+        batch_size = max(1, min(batch_size, MAX_BATCH_EVENTS))
+        deliveries: list[Delivery] = []
+        batch: list[GpuMetadataEvent] = []
+        size = 0
+        for event in _with_ids(events):
+            item = len(event.model_dump_json(exclude_none=True)) + 1
+            if batch and (len(batch) >= batch_size or size + item > max_batch_bytes):
+                deliveries.append(self.post_batch(batch))
+                batch, size = [], 0
+            batch.append(event)
+            size += item
+        if batch:
+            deliveries.append(self.post_batch(batch))
+        return deliveries
+
+    def _post(self, body: bytes, event_ids: list[str], max_attempts: int | None = None) -> Delivery:
         delay = self._backoff_initial
         last_problem = ""
-        for attempt in range(1, self._max_attempts + 1):
+        limit = max(1, max_attempts or self._max_attempts)
+        for attempt in range(1, limit + 1):
             wait: float | None = None
             try:
                 resp = self._http.post(
@@ -162,7 +259,7 @@ class Ca4Client:
                     raise Ca4ClientError(_explain(resp.status_code, payload), resp.status_code, payload)
                 last_problem = f"HTTP {resp.status_code}: {_detail(payload)}"
                 wait = _retry_after(resp)
-            if attempt == self._max_attempts:
+            if attempt == limit:
                 break
             # full jitter keeps a fleet of producers from retrying in lock-step
             pause = wait if wait is not None else random.uniform(0, delay)  # noqa: S311
@@ -172,7 +269,7 @@ class Ca4Client:
             )
             self._sleep(pause)
             delay = min(delay * 2, self._backoff_max)
-        raise Ca4Unavailable(f"gave up after {self._max_attempts} attempts; last problem: {last_problem}")
+        raise Ca4Unavailable(f"gave up after {limit} attempts; last problem: {last_problem}")
 
 
 def _json(resp: httpx.Response) -> dict[str, Any]:

@@ -1,113 +1,138 @@
-"""Replay source: turn captured NVML readings into version-1 events.
+"""Replay sources: captured readings turned into version-1 events, for tests and demos.
 
 ``nvml-series.json`` (see ``tests/fixtures/gpu/h200``) holds what ``nvidia-ml-py`` read on
 a real H200, idle and under load. Replaying it gives demos and tests the exact values a
 live collector would send. A reading NVML refused appears as ``{"error": "..."}``: that
 field becomes null and is named in ``unsupported``.
+
+``ReplaySource`` plays any capture (NVML JSON, ``nvidia-smi -q -x`` XML, ``nvidia-smi -q``
+text, ``--query-gpu`` CSV) through the same ``Collector`` a live host uses, so a notebook
+or a test runs the real code path without a GPU. Replayed readings carry their origin
+(file and snapshot) so they are never mistaken for live data.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import itertools
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ca4_events.schema import Accelerator, GpuMetadataEvent, Process, Software, Source
+from ca4_events.schema import Accelerator, GpuMetadataEvent, Process, Source
+from ca4_producer import nvidia_smi
+from ca4_producer.readings import NVML_COMPUTE_MODES, FieldReader, Reading, build_event, cuda_version_from_int
 
-# NVML's nvmlComputeMode_t
-_COMPUTE_MODES = {0: "Default", 1: "Exclusive_Thread", 2: "Prohibited", 3: "Exclusive_Process"}
+NVML_SERIES = "nvml-series.json"
 
 
 def _unsupported(value: Any) -> bool:
     return isinstance(value, Mapping) and "error" in value
 
 
-class _Reader:
-    """Reads NVML values, recording which event fields the device could not report."""
-
-    def __init__(self) -> None:
-        self.unsupported: list[str] = []
-
-    def take(self, field: str, value: Any, convert: Any = None) -> Any:
-        if value is None:
-            return None
-        if _unsupported(value):
-            self.unsupported.append(field)
-            return None
-        return convert(value) if convert else value
+def _take(r: FieldReader, field: str, value: Any, convert: Callable[[Any], Any] | None = None) -> None:
+    if value is None:
+        return
+    if _unsupported(value):
+        r.mark_unsupported(field)
+        return
+    r.put(field, convert(value) if convert else value)
 
 
 def _cuda_version(raw: Any) -> str | None:
-    # NVML reports the CUDA driver version as 1000 * major + 10 * minor (13000 -> "13.0")
-    if not isinstance(raw, int):
-        return None
-    return f"{raw // 1000}.{(raw % 1000) // 10}"
+    return cuda_version_from_int(raw)
 
 
 def accelerator_from_nvml(dev: Mapping[str, Any]) -> Accelerator:
     """One NVML device reading -> an ``Accelerator``."""
-    r = _Reader()
+    r = FieldReader()
     mem = dev.get("memory") or {}
     util = dev.get("utilization") or {}
     clocks = dev.get("clocks_mhz") or {}
     if _unsupported(mem):
-        r.unsupported += ["memory_total_bytes", "memory_used_bytes", "memory_free_bytes"]
+        r.mark_unsupported("memory_total_bytes", "memory_used_bytes", "memory_free_bytes")
         mem = {}
     if _unsupported(util):
-        r.unsupported += ["utilization_gpu_pct", "utilization_memory_pct"]
+        r.mark_unsupported("utilization_gpu_pct", "utilization_memory_pct")
         util = {}
-    cc = dev.get("compute_capability")
-    fields: dict[str, Any] = {
-        "kind": "gpu",
-        "index": dev["index"],
-        "uuid": dev["uuid"],
-        "name": dev["name"],
-        "serial": r.take("serial", dev.get("serial")),
-        "pci_bus_id": r.take("pci_bus_id", dev.get("pci_bus_id")),
-        "compute_capability": r.take(
-            "compute_capability", cc, lambda v: f"{v[0]}.{v[1]}" if isinstance(v, list) else str(v)
-        ),
-        "pstate": r.take("pstate", dev.get("pstate"), lambda v: f"P{int(v)}"),
-        "persistence_mode": r.take("persistence_mode", dev.get("persistence_mode"), bool),
-        "compute_mode": r.take(
-            "compute_mode", dev.get("compute_mode"), lambda v: _COMPUTE_MODES.get(int(v), str(v))
-        ),
-        # NVML returns [current, pending] for MIG and ECC modes
-        "mig_mode": r.take("mig_mode", dev.get("mig_mode"), lambda v: bool(v[0])),
-        "ecc_mode": r.take("ecc_mode", dev.get("ecc_mode"), lambda v: bool(v[0])),
-        "memory_total_bytes": r.take("memory_total_bytes", mem.get("total")),
-        "memory_used_bytes": r.take("memory_used_bytes", mem.get("used")),
-        "memory_free_bytes": r.take("memory_free_bytes", mem.get("free")),
-        "utilization_gpu_pct": r.take("utilization_gpu_pct", util.get("gpu")),
-        "utilization_memory_pct": r.take("utilization_memory_pct", util.get("memory")),
-        "temperature_gpu_c": r.take("temperature_gpu_c", dev.get("temperature_gpu_c")),
-        "temperature_memory_c": r.take("temperature_memory_c", dev.get("temperature_memory_c")),
-        "power_draw_w": r.take("power_draw_w", dev.get("power_usage_mw"), lambda v: v / 1000),
-        "power_limit_w": r.take("power_limit_w", dev.get("power_limit_mw"), lambda v: v / 1000),
-        "energy_total_mj": r.take("energy_total_mj", dev.get("energy_mj")),
-        "clock_sm_mhz": r.take("clock_sm_mhz", clocks.get("sm")),
-        "clock_memory_mhz": r.take("clock_memory_mhz", clocks.get("mem")),
-        "clock_graphics_mhz": r.take("clock_graphics_mhz", clocks.get("graphics")),
-        "clock_sm_max_mhz": r.take("clock_sm_max_mhz", clocks.get("max_sm")),
-        "clock_memory_max_mhz": r.take("clock_memory_max_mhz", clocks.get("max_mem")),
-        "clock_event_reasons_mask": r.take("clock_event_reasons_mask", dev.get("throttle_reasons")),
-        "ecc_errors_corrected_volatile": r.take(
-            "ecc_errors_corrected_volatile", dev.get("ecc_errors_corrected_volatile")
-        ),
-        "ecc_errors_uncorrected_volatile": r.take(
-            "ecc_errors_uncorrected_volatile", dev.get("ecc_errors_uncorrected_volatile")
-        ),
-        "pcie_link_gen": r.take("pcie_link_gen", dev.get("pcie_link_gen")),
-        "pcie_link_width": r.take("pcie_link_width", dev.get("pcie_link_width")),
-        "fan_speed_pct": r.take("fan_speed_pct", dev.get("fan_speed_pct")),
-    }
+    _take(r, "serial", dev.get("serial"))
+    _take(r, "pci_bus_id", dev.get("pci_bus_id"))
+    _take(
+        r,
+        "compute_capability",
+        dev.get("compute_capability"),
+        lambda v: f"{v[0]}.{v[1]}" if isinstance(v, list) else str(v),
+    )
+    _take(r, "pstate", dev.get("pstate"), lambda v: f"P{int(v)}")
+    _take(r, "persistence_mode", dev.get("persistence_mode"), bool)
+    _take(r, "compute_mode", dev.get("compute_mode"), lambda v: NVML_COMPUTE_MODES.get(int(v), str(v)))
+    # NVML returns [current, pending] for MIG and ECC modes
+    _take(r, "mig_mode", dev.get("mig_mode"), lambda v: bool(v[0]))
+    _take(r, "ecc_mode", dev.get("ecc_mode"), lambda v: bool(v[0]))
+    _take(r, "memory_total_bytes", mem.get("total"))
+    _take(r, "memory_used_bytes", mem.get("used"))
+    _take(r, "memory_free_bytes", mem.get("free"))
+    _take(r, "utilization_gpu_pct", util.get("gpu"))
+    _take(r, "utilization_memory_pct", util.get("memory"))
+    _take(r, "temperature_gpu_c", dev.get("temperature_gpu_c"))
+    _take(r, "temperature_memory_c", dev.get("temperature_memory_c"))
+    _take(r, "power_draw_w", dev.get("power_usage_mw"), lambda v: v / 1000)
+    _take(r, "power_limit_w", dev.get("power_limit_mw"), lambda v: v / 1000)
+    _take(r, "energy_total_mj", dev.get("energy_mj"))
+    _take(r, "clock_sm_mhz", clocks.get("sm"))
+    _take(r, "clock_memory_mhz", clocks.get("mem"))
+    _take(r, "clock_graphics_mhz", clocks.get("graphics"))
+    _take(r, "clock_sm_max_mhz", clocks.get("max_sm"))
+    _take(r, "clock_memory_max_mhz", clocks.get("max_mem"))
+    _take(r, "clock_event_reasons_mask", dev.get("throttle_reasons"))
+    _take(r, "ecc_errors_corrected_volatile", dev.get("ecc_errors_corrected_volatile"))
+    _take(r, "ecc_errors_uncorrected_volatile", dev.get("ecc_errors_uncorrected_volatile"))
+    _take(r, "pcie_link_gen", dev.get("pcie_link_gen"))
+    _take(r, "pcie_link_width", dev.get("pcie_link_width"))
+    _take(r, "fan_speed_pct", dev.get("fan_speed_pct"))
     processes = [
         Process(pid=p["pid"], name=p.get("name"), used_memory_bytes=p.get("used_gpu_memory"))
         for p in dev.get("processes") or []
     ]
-    return Accelerator(processes=processes, unsupported=sorted(set(r.unsupported)), **fields)
+    return r.accelerator(
+        processes=processes, kind="gpu", index=dev["index"], uuid=dev["uuid"], name=dev["name"]
+    )
+
+
+Loader = Callable[[], Reading]
+
+
+def _nvml_reading(path_name: str, phase: str, i: int, snap: Mapping[str, Any], torch: str | None) -> Reading:
+    return Reading(
+        source="replay",
+        accelerators=tuple(accelerator_from_nvml(d) for d in snap["devices"]),
+        driver_version=snap.get("driver_version"),
+        nvml_version=snap.get("nvml_version"),
+        cuda_driver_version=_cuda_version(snap.get("cuda_driver_version")),
+        frameworks={"torch": torch} if torch else {},
+        origin=f"{path_name}#{phase}[{i}]",
+    )
+
+
+def nvml_series_loaders(path: Path) -> list[tuple[dt.datetime, Loader]]:
+    """One loader per snapshot of an ``nvml-series.json`` capture (idle first), with its capture time."""
+    data = json.loads(path.read_text())
+    torch = (data.get("torch_device") or {}).get("torch")
+    return [
+        (
+            dt.datetime.fromtimestamp(snap["captured_at"], dt.UTC),
+            functools.partial(_nvml_reading, path.name, phase.removeprefix("phase_"), i, snap, torch),
+        )
+        for phase in ("phase_idle", "phase_load")
+        for i, snap in enumerate(data.get(phase, []))
+    ]
+
+
+def nvml_series_readings(path: Path) -> list[tuple[dt.datetime, Reading]]:
+    """Every snapshot of an ``nvml-series.json`` capture, idle phase first, with its capture time."""
+    return [(at, load()) for at, load in nvml_series_loaders(path)]
 
 
 def events_from_nvml_series(
@@ -122,27 +147,96 @@ def events_from_nvml_series(
     With ``now``, timestamps are shifted so the last snapshot was taken at ``now`` and the
     spacing between snapshots is kept: a demo then measures a real ingest lag.
     """
-    data = json.loads(path.read_text())
-    torch = (data.get("torch_device") or {}).get("torch")
-    snapshots: list[tuple[str, Mapping[str, Any]]] = [
-        (phase.removeprefix("phase_"), snap)
-        for phase in ("phase_idle", "phase_load")
-        for snap in data.get(phase, [])
-    ]
-    shift = 0.0
+    snapshots = nvml_series_readings(path)
+    shift = dt.timedelta(0)
     if now is not None and snapshots:
-        shift = now.timestamp() - max(s["captured_at"] for _, s in snapshots)
-    for phase, snap in snapshots:
-        software = Software(
-            driver_version=snap.get("driver_version"),
-            nvml_version=snap.get("nvml_version"),
-            cuda_driver_version=_cuda_version(snap.get("cuda_driver_version")),
-            framework={"torch": torch} if torch else {},
-        )
-        yield GpuMetadataEvent(
-            collected_at=dt.datetime.fromtimestamp(snap["captured_at"] + shift, dt.UTC),
+        shift = now - max(at for at, _ in snapshots)
+    for at, reading in snapshots:
+        phase = (reading.origin or "").split("#", 1)[-1].split("[", 1)[0]
+        yield build_event(
+            [reading],
             source=source,
-            software=software,
-            accelerators=[accelerator_from_nvml(d) for d in snap["devices"]],
+            collected_at=at + shift,
             workload={"phase": phase, **(workload or {})},
         )
+
+
+def capture_loaders(path: Path) -> list[tuple[dt.datetime | None, Loader]]:
+    """Loaders for one capture file, whatever its format, with the capture time when it has one.
+
+    ``*.json``: an NVML series; ``*.xml``: ``nvidia-smi -q -x``; ``*.txt``: ``nvidia-smi -q``;
+    ``query-gpu*.csv``: ``--query-gpu`` (joined with ``query-compute-apps<same suffix>.csv``
+    from the same folder when present). A ``query-compute-apps`` CSV alone holds no device.
+    Each loader parses the captured text again, so replaying costs what the live source's
+    parsing costs (only the device query itself is missing).
+    """
+    name = path.name
+    if name.endswith(".json"):
+        return list(nvml_series_loaders(path))
+    parse: Callable[[], nvidia_smi.SmiReport]
+    if name.endswith(".xml"):
+        raw = path.read_bytes()
+        parse = functools.partial(nvidia_smi.parse_xml, raw)
+    elif name.endswith(".txt"):
+        parse = functools.partial(nvidia_smi.parse_text, path.read_text())
+    elif name.startswith("query-gpu") and name.endswith(".csv"):
+        apps = path.with_name(name.replace("query-gpu", "query-compute-apps", 1))
+        parse = functools.partial(
+            nvidia_smi.parse_query_gpu_csv, path.read_text(), apps.read_text() if apps.exists() else None
+        )
+    else:
+        raise ValueError(f"{path}: not a capture this replay knows (NVML JSON, nvidia-smi XML/text/CSV)")
+
+    def load() -> Reading:
+        return parse().reading("replay", origin=name)
+
+    return [(parse().collected_at(), load)]
+
+
+def capture_readings(path: Path) -> list[tuple[dt.datetime | None, Reading]]:
+    """Readings from one capture file (see ``capture_loaders``), with the capture time when known."""
+    return [(at, load()) for at, load in capture_loaders(path)]
+
+
+def capture_files(folder: Path) -> list[Path]:
+    """The replayable captures in ``folder``: the NVML series when present, else XML, text, CSV."""
+    if (folder / NVML_SERIES).exists():
+        return [folder / NVML_SERIES]
+    for pattern in ("*.xml", "*.txt", "query-gpu*.csv"):
+        found = sorted(folder.glob(pattern))
+        if found:
+            return found
+    return []
+
+
+class ReplaySource:
+    """Plays captured readings in order, one per ``read()``, starting over after the last."""
+
+    name = "replay"
+
+    def __init__(self, loaders: Sequence[Loader]) -> None:
+        if not loaders:
+            raise ValueError("a replay needs at least one captured snapshot")
+        self.loaders = tuple(loaders)
+        self._next = itertools.cycle(self.loaders)
+
+    @classmethod
+    def from_path(cls, path: Path | str) -> ReplaySource:
+        """A folder (see ``capture_files``) or one capture file."""
+        path = Path(path)
+        files = capture_files(path) if path.is_dir() else [path]
+        if not files:
+            raise FileNotFoundError(
+                f"{path} holds no capture (nvml-series.json, *.xml, *.txt, query-gpu*.csv)"
+            )
+        return cls([load for f in files for _, load in capture_loaders(f)])
+
+    def __len__(self) -> int:
+        return len(self.loaders)
+
+    def read(self) -> Reading:
+        """The next captured snapshot, parsed now."""
+        return next(self._next)()
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,696 @@
+"""``nvidia-smi`` as a source: its XML (``-q -x``), text (``-q``) and CSV (``--query-*``) outputs.
+
+The collector falls back to ``nvidia-smi -q -x`` when NVML cannot be imported: the XML holds
+nearly everything NVML reports. Two differences matter and are handled here:
+
+- memory is printed in whole MiB; ``fb_memory_usage/used`` leaves out the memory the driver
+  reserves (616 MiB on the H200), whereas NVML's ``used`` includes it. The event follows
+  NVML (used = total - free), so the same GPU gives the same ``memory_used_bytes`` from
+  either source, to within the MiB rounding of ``free``;
+- the XML has no compute capability; the live source asks ``--query-gpu=uuid,compute_cap``
+  once and fills it in.
+
+A value printed as ``N/A`` / ``[N/A]`` / ``[Not Supported]`` is null and named in
+``unsupported``; an element that is absent (another driver version) is just null.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ca4_events.schema import Accelerator, Process
+from ca4_producer.readings import (
+    CLOCK_EVENT_REASONS,
+    MIB,
+    FieldReader,
+    Reading,
+    SourceUnavailable,
+    is_not_available,
+)
+
+# --- value converters: raw nvidia-smi text -> typed value (ValueError when unparsable) -----
+
+
+def _str(raw: str) -> str:
+    return raw
+
+
+def _number(raw: str) -> float:
+    # "123.38 W", "37 C", "0 %", "16x", "0x0000000000000004"
+    token = raw.split(maxsplit=1)[0]
+    if token.lower().startswith("0x"):
+        return float(int(token, 16))
+    return float(token.removesuffix("x"))
+
+
+def _int(raw: str) -> int:
+    value = _number(raw)
+    if not value.is_integer():
+        raise ValueError(f"{raw!r} is not a whole number")
+    return int(value)
+
+
+def _enabled(raw: str) -> bool:
+    low = raw.strip().lower()
+    if low in ("enabled", "yes", "active", "on"):
+        return True
+    if low in ("disabled", "no", "not active", "off"):
+        return False
+    raise ValueError(f"{raw!r} is neither enabled nor disabled")
+
+
+def _pstate(raw: str) -> str:
+    if not re.fullmatch(r"P\d{1,2}", raw.strip()):
+        raise ValueError(f"{raw!r} is not a performance state")
+    return raw.strip()
+
+
+def _mib(raw: str) -> int:
+    return _int(raw) * MIB
+
+
+# --- one lookup function per format --------------------------------------------------------
+
+Lookup = Callable[[Sequence[str]], str | None]
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """Where one event field lives in the XML and in the text output (first path found wins)."""
+
+    field: str
+    xml: tuple[str, ...]
+    text: tuple[str, ...]
+    convert: Callable[[str], Any]
+
+
+_SPECS: tuple[_Spec, ...] = (
+    _Spec("serial", ("serial",), ("Serial Number",), _str),
+    _Spec("pci_bus_id", ("pci/pci_bus_id",), ("PCI/Bus Id",), _str),
+    _Spec("architecture", ("product_architecture",), ("Product Architecture",), _str),
+    _Spec("pstate", ("performance_state",), ("Performance State",), _pstate),
+    _Spec("persistence_mode", ("persistence_mode",), ("Persistence Mode",), _enabled),
+    _Spec("compute_mode", ("compute_mode",), ("Compute Mode",), _str),
+    _Spec("mig_mode", ("mig_mode/current_mig",), ("MIG Mode/Current",), _enabled),
+    _Spec("ecc_mode", ("ecc_mode/current_ecc",), ("ECC Mode/Current",), _enabled),
+    _Spec("utilization_gpu_pct", ("utilization/gpu_util",), ("Utilization/GPU",), _number),
+    _Spec("utilization_memory_pct", ("utilization/memory_util",), ("Utilization/Memory",), _number),
+    _Spec("temperature_gpu_c", ("temperature/gpu_temp",), ("Temperature/GPU Current Temp",), _number),
+    _Spec(
+        "temperature_memory_c", ("temperature/memory_temp",), ("Temperature/Memory Current Temp",), _number
+    ),
+    # average_power_draw is what NVML's power usage and the CSV's power.draw report on
+    # Ampere and newer (a 1 s average); drivers before 535 printed power_readings/power_draw
+    _Spec(
+        "power_draw_w",
+        (
+            "gpu_power_readings/average_power_draw",
+            "gpu_power_readings/power_draw",
+            "power_readings/power_draw",
+        ),
+        (
+            "GPU Power Readings/Average Power Draw",
+            "GPU Power Readings/Power Draw",
+            "Power Readings/Power Draw",
+        ),
+        _number,
+    ),
+    _Spec(
+        "power_limit_w",
+        (
+            "gpu_power_readings/current_power_limit",
+            "gpu_power_readings/power_limit",
+            "power_readings/power_limit",
+        ),
+        (
+            "GPU Power Readings/Current Power Limit",
+            "GPU Power Readings/Power Limit",
+            "Power Readings/Power Limit",
+        ),
+        _number,
+    ),
+    _Spec("fan_speed_pct", ("fan_speed",), ("Fan Speed",), _number),
+    _Spec("clock_sm_mhz", ("clocks/sm_clock",), ("Clocks/SM",), _int),
+    _Spec("clock_memory_mhz", ("clocks/mem_clock",), ("Clocks/Memory",), _int),
+    _Spec("clock_graphics_mhz", ("clocks/graphics_clock",), ("Clocks/Graphics",), _int),
+    _Spec("clock_sm_max_mhz", ("max_clocks/sm_clock",), ("Max Clocks/SM",), _int),
+    _Spec("clock_memory_max_mhz", ("max_clocks/mem_clock",), ("Max Clocks/Memory",), _int),
+    _Spec(
+        "remapped_rows_correctable",
+        ("remapped_rows/remapped_row_corr",),
+        ("Remapped Rows/Correctable Error",),
+        _int,
+    ),
+    _Spec(
+        "remapped_rows_uncorrectable",
+        ("remapped_rows/remapped_row_unc",),
+        ("Remapped Rows/Uncorrectable Error",),
+        _int,
+    ),
+    _Spec(
+        "remapped_rows_pending", ("remapped_rows/remapped_row_pending",), ("Remapped Rows/Pending",), _enabled
+    ),
+    _Spec(
+        "remapped_rows_failure",
+        ("remapped_rows/remapped_row_failure",),
+        ("Remapped Rows/Remapping Failure Occurred",),
+        _enabled,
+    ),
+    _Spec(
+        "pcie_link_gen",
+        ("pci/pci_gpu_link_info/pcie_gen/current_link_gen",),
+        ("PCI/GPU Link Info/PCIe Generation/Current",),
+        _int,
+    ),
+    _Spec(
+        "pcie_link_width",
+        ("pci/pci_gpu_link_info/link_widths/current_link_width",),
+        ("PCI/GPU Link Info/Link Width/Current",),
+        _int,
+    ),
+)
+
+# ECC counters are printed per memory kind; the event carries their sum. Each entry lists
+# layouts (driver 535+ SRAM/DRAM split, then the older single/double-bit totals); the first
+# layout with any element present is summed.
+_ECC_XML = {
+    kind: (
+        tuple(f"ecc_errors/{scope}/{p}" for p in parts),
+        (f"ecc_errors/{scope}/{legacy}/total",),
+    )
+    for kind, scope, parts, legacy in (
+        ("ecc_errors_corrected_volatile", "volatile", ("sram_correctable", "dram_correctable"), "single_bit"),
+        (
+            "ecc_errors_uncorrected_volatile",
+            "volatile",
+            (
+                "sram_uncorrectable_parity",
+                "sram_uncorrectable_secded",
+                "sram_uncorrectable",
+                "dram_uncorrectable",
+            ),
+            "double_bit",
+        ),
+        (
+            "ecc_errors_corrected_aggregate",
+            "aggregate",
+            ("sram_correctable", "dram_correctable"),
+            "single_bit",
+        ),
+        (
+            "ecc_errors_uncorrected_aggregate",
+            "aggregate",
+            (
+                "sram_uncorrectable_parity",
+                "sram_uncorrectable_secded",
+                "sram_uncorrectable",
+                "dram_uncorrectable",
+            ),
+            "double_bit",
+        ),
+    )
+}
+_ECC_TEXT = {
+    kind: (
+        tuple(f"ECC Errors/{scope}/{p}" for p in parts),
+        (f"ECC Errors/{scope}/{legacy}/Total",),
+    )
+    for kind, scope, parts, legacy in (
+        ("ecc_errors_corrected_volatile", "Volatile", ("SRAM Correctable", "DRAM Correctable"), "Single Bit"),
+        (
+            "ecc_errors_uncorrected_volatile",
+            "Volatile",
+            (
+                "SRAM Uncorrectable Parity",
+                "SRAM Uncorrectable SEC-DED",
+                "SRAM Uncorrectable",
+                "DRAM Uncorrectable",
+            ),
+            "Double Bit",
+        ),
+        (
+            "ecc_errors_corrected_aggregate",
+            "Aggregate",
+            ("SRAM Correctable", "DRAM Correctable"),
+            "Single Bit",
+        ),
+        (
+            "ecc_errors_uncorrected_aggregate",
+            "Aggregate",
+            (
+                "SRAM Uncorrectable Parity",
+                "SRAM Uncorrectable SEC-DED",
+                "SRAM Uncorrectable",
+                "DRAM Uncorrectable",
+            ),
+            "Double Bit",
+        ),
+    )
+}
+
+
+def _put(r: FieldReader, field: str, raw: str | None, convert: Callable[[str], Any]) -> None:
+    if raw is None:
+        return  # this output does not carry the field
+    if is_not_available(raw):
+        r.mark_unsupported(field)
+        return
+    try:
+        r.put(field, convert(raw))
+    except (ValueError, IndexError):
+        r.mark_failed(field)  # printed, but not in a shape we know: unknown, not unsupported
+
+
+def _read_fields(r: FieldReader, lookup: Lookup, text_format: bool) -> None:
+    for spec in _SPECS:
+        _put(r, spec.field, lookup(spec.text if text_format else spec.xml), spec.convert)
+
+    # memory: used = total - free, as NVML counts it (see the module docstring)
+    total = lookup(("FB Memory Usage/Total",) if text_format else ("fb_memory_usage/total",))
+    free = lookup(("FB Memory Usage/Free",) if text_format else ("fb_memory_usage/free",))
+    memory_fields = ("memory_total_bytes", "memory_used_bytes", "memory_free_bytes")
+    if total is not None and free is not None:
+        if is_not_available(total) or is_not_available(free):
+            r.mark_unsupported(*memory_fields)
+        else:
+            try:
+                total_b, free_b = _mib(total), _mib(free)
+            except (ValueError, IndexError):
+                r.mark_failed(*memory_fields)
+            else:
+                r.put("memory_total_bytes", total_b)
+                r.put("memory_free_bytes", free_b)
+                r.put("memory_used_bytes", max(total_b - free_b, 0))
+
+    for field, layouts in (_ECC_TEXT if text_format else _ECC_XML).items():
+        _put_sum(r, field, lookup, layouts)
+
+    reasons = [
+        (bit, lookup((f"Clocks Event Reasons/{label}", f"Clocks Throttle Reasons/{label}")))
+        if text_format
+        else (
+            bit,
+            lookup(
+                (
+                    f"clocks_event_reasons/clocks_event_reason_{suffix}",
+                    f"clocks_throttle_reasons/clocks_throttle_reason_{suffix}",
+                )
+            ),
+        )
+        for bit, suffix, label in CLOCK_EVENT_REASONS
+    ]
+    present = [(bit, raw) for bit, raw in reasons if raw is not None]
+    if present and all(is_not_available(raw) for _, raw in present):
+        r.mark_unsupported("clock_event_reasons_mask")
+    elif present:
+        r.put("clock_event_reasons_mask", sum(bit for bit, raw in present if raw.strip().lower() == "active"))
+
+
+def _put_sum(r: FieldReader, field: str, lookup: Lookup, layouts: Sequence[Sequence[str]]) -> None:
+    for parts in layouts:
+        raws = [lookup((p,)) for p in parts]
+        present = [raw for raw in raws if raw is not None]
+        if not present:
+            continue
+        if all(is_not_available(raw) for raw in present):
+            r.mark_unsupported(field)
+            return
+        try:
+            r.put(field, sum(_int(raw) for raw in present if not is_not_available(raw)))
+        except (ValueError, IndexError):
+            r.mark_failed(field)
+        return
+
+
+# --- nvidia-smi -q -x -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SmiReport:
+    """One nvidia-smi output, parsed: the accelerators and the versions it printed."""
+
+    accelerators: tuple[Accelerator, ...]
+    driver_version: str | None = None
+    cuda_version: str | None = None
+    timestamp: str | None = None
+
+    def collected_at(self) -> dt.datetime | None:
+        """The printed timestamp, read as UTC (nvidia-smi prints the host's local time without a zone)."""
+        if not self.timestamp:
+            return None
+        for fmt in ("%a %b %d %H:%M:%S %Y", "%Y/%m/%d %H:%M:%S.%f"):
+            try:
+                return dt.datetime.strptime(self.timestamp.strip(), fmt).replace(tzinfo=dt.UTC)
+            except ValueError:
+                continue
+        return None
+
+    def reading(self, source: str, origin: str | None = None) -> Reading:
+        """As a collector ``Reading``."""
+        return Reading(
+            source=source,
+            accelerators=self.accelerators,
+            driver_version=self.driver_version,
+            cuda_driver_version=self.cuda_version,
+            origin=origin,
+        )
+
+
+def _clean(raw: str | None) -> str | None:
+    return None if raw is None else raw.strip()
+
+
+def parse_xml(text: str | bytes) -> SmiReport:
+    """Parse ``nvidia-smi -q -x``; every ``<gpu>`` becomes an ``Accelerator``, in the printed order."""
+    # The input is nvidia-smi's own output on this host (or a capture of it). ElementTree never
+    # fetches the external DTD it names and expands no external entities.
+    root = ET.fromstring(text)  # noqa: S314
+    accelerators = []
+    for index, gpu in enumerate(root.findall("gpu")):
+
+        def lookup(paths: Sequence[str], gpu: ET.Element = gpu) -> str | None:
+            for path in paths:
+                found = gpu.find(path)
+                if found is not None:
+                    return (found.text or "").strip()
+            return None
+
+        r = FieldReader()
+        _read_fields(r, lookup, text_format=False)
+        processes = [
+            Process(
+                pid=int(_clean(p.findtext("pid")) or 0),
+                name=_clean(p.findtext("process_name")) or None,
+                used_memory_bytes=_mib_or_none(p.findtext("used_memory")),
+            )
+            for p in gpu.findall("processes/process_info")
+        ]
+        accelerators.append(
+            r.accelerator(
+                processes=processes,
+                kind="gpu",
+                index=index,
+                uuid=lookup(("uuid",)) or f"GPU-{gpu.get('id', index)}",
+                name=lookup(("product_name",)) or "NVIDIA GPU",
+            )
+        )
+    return SmiReport(
+        accelerators=tuple(accelerators),
+        driver_version=_clean(root.findtext("driver_version")),
+        cuda_version=_clean(root.findtext("cuda_version")),
+        timestamp=_clean(root.findtext("timestamp")),
+    )
+
+
+def _mib_or_none(raw: str | None) -> int | None:
+    if raw is None or is_not_available(raw):
+        return None
+    try:
+        return _mib(raw)
+    except (ValueError, IndexError):
+        return None
+
+
+# --- nvidia-smi -q (text) --------------------------------------------------------------------
+
+_KEY_VALUE = re.compile(r"^(?P<key>.+?)\s+:\s?(?P<value>.*)$")
+
+
+def _text_tree(text: str) -> dict[str, Any]:
+    """Indented ``Key : value`` lines -> nested dicts; a repeated key collects its values in a list."""
+    root: dict[str, Any] = {}
+    stack: list[tuple[int, dict[str, Any]]] = [(-1, root)]
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("="):
+            continue
+        indent = len(line) - len(line.lstrip(" "))
+        while stack[-1][0] >= indent:
+            stack.pop()
+        parent = stack[-1][1]
+        match = _KEY_VALUE.match(line.strip())
+        if match:
+            _add(parent, match["key"].strip(), match["value"].strip())
+        else:
+            # a section header ("PCI", "GPU 00000000:00:06.0"); lines indented deeper than a
+            # valued line (e.g. "HW Thermal Slowdown" under "HW Slowdown") stay its siblings
+            child: dict[str, Any] = {}
+            _add(parent, line.strip(), child)
+            stack.append((indent, child))
+    return root
+
+
+def _add(parent: dict[str, Any], key: str, value: Any) -> None:
+    if key not in parent:
+        parent[key] = value
+    elif isinstance(parent[key], list):
+        parent[key].append(value)
+    else:
+        parent[key] = [parent[key], value]
+
+
+def _tree_get(tree: Mapping[str, Any], path: str) -> Any:
+    node: Any = tree
+    for part in path.split("/"):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def parse_text(text: str) -> SmiReport:
+    """Parse ``nvidia-smi -q`` (the human-readable form) into the same report as the XML."""
+    tree = _text_tree(text)
+    accelerators = []
+    gpus = [(k, v) for k, v in tree.items() if k.startswith("GPU ") and isinstance(v, dict)]
+    for index, (header, gpu) in enumerate(gpus):
+
+        def lookup(paths: Sequence[str], gpu: dict[str, Any] = gpu) -> str | None:
+            for path in paths:
+                value = _tree_get(gpu, path)
+                if isinstance(value, str):
+                    return value
+            return None
+
+        r = FieldReader()
+        _read_fields(r, lookup, text_format=True)
+        accelerators.append(
+            r.accelerator(
+                processes=_text_processes(gpu.get("Processes")),
+                kind="gpu",
+                index=index,
+                uuid=lookup(("GPU UUID",)) or f"GPU-{header.removeprefix('GPU ')}",
+                name=lookup(("Product Name",)) or "NVIDIA GPU",
+            )
+        )
+    return SmiReport(
+        accelerators=tuple(accelerators),
+        driver_version=tree.get("Driver Version") if isinstance(tree.get("Driver Version"), str) else None,
+        cuda_version=tree.get("CUDA Version") if isinstance(tree.get("CUDA Version"), str) else None,
+        timestamp=tree.get("Timestamp") if isinstance(tree.get("Timestamp"), str) else None,
+    )
+
+
+def _text_processes(section: Any) -> list[Process]:
+    # "Processes : None" when idle; otherwise one "Process ID", "Name", "Used GPU Memory" per process
+    if not isinstance(section, dict):
+        return []
+
+    def column(key: str) -> list[str]:
+        value = section.get(key)
+        return value if isinstance(value, list) else [] if value is None else [value]
+
+    pids, names, used = column("Process ID"), column("Name"), column("Used GPU Memory")
+    return [
+        Process(pid=int(pid), name=name or None, used_memory_bytes=_mib_or_none(mem))
+        for pid, name, mem in zip(pids, names, used, strict=False)
+        if pid.isdigit()
+    ]
+
+
+# --- nvidia-smi --query-gpu / --query-compute-apps --format=csv ------------------------------
+
+_UNIT = re.compile(r"\s*\[[^\]]*\]$")
+
+# event field -> the --query-gpu names that carry it (older drivers' aliases after the first)
+_CSV_SPECS: tuple[tuple[str, tuple[str, ...], Callable[[str], Any]], ...] = (
+    ("serial", ("serial",), _str),
+    ("pci_bus_id", ("pci.bus_id",), _str),
+    ("compute_capability", ("compute_cap",), _str),
+    ("pstate", ("pstate",), _pstate),
+    ("persistence_mode", ("persistence_mode",), _enabled),
+    ("compute_mode", ("compute_mode",), _str),
+    ("mig_mode", ("mig.mode.current",), _enabled),
+    ("ecc_mode", ("ecc.mode.current",), _enabled),
+    ("utilization_gpu_pct", ("utilization.gpu",), _number),
+    ("utilization_memory_pct", ("utilization.memory",), _number),
+    ("temperature_gpu_c", ("temperature.gpu",), _number),
+    ("temperature_memory_c", ("temperature.memory",), _number),
+    ("power_draw_w", ("power.draw.average", "power.draw"), _number),
+    ("power_limit_w", ("power.limit",), _number),
+    ("fan_speed_pct", ("fan.speed",), _number),
+    ("clock_sm_mhz", ("clocks.current.sm", "clocks.sm"), _int),
+    ("clock_memory_mhz", ("clocks.current.memory", "clocks.mem"), _int),
+    ("clock_graphics_mhz", ("clocks.current.graphics", "clocks.gr"), _int),
+    ("clock_sm_max_mhz", ("clocks.max.sm",), _int),
+    ("clock_memory_max_mhz", ("clocks.max.memory", "clocks.max.mem"), _int),
+    ("clock_event_reasons_mask", ("clocks_event_reasons.active", "clocks_throttle_reasons.active"), _int),
+    ("ecc_errors_corrected_volatile", ("ecc.errors.corrected.volatile.total",), _int),
+    ("ecc_errors_uncorrected_volatile", ("ecc.errors.uncorrected.volatile.total",), _int),
+    ("ecc_errors_corrected_aggregate", ("ecc.errors.corrected.aggregate.total",), _int),
+    ("ecc_errors_uncorrected_aggregate", ("ecc.errors.uncorrected.aggregate.total",), _int),
+    ("pcie_link_gen", ("pcie.link.gen.current", "pcie.link.gen.gpucurrent"), _int),
+    ("pcie_link_width", ("pcie.link.width.current",), _int),
+)
+
+
+def parse_query_csv(text: str) -> list[dict[str, str]]:
+    """``--format=csv`` output -> one dict per row, keyed by the query name without its unit."""
+    rows = list(csv.reader(io.StringIO(text), skipinitialspace=True))
+    if not rows:
+        return []
+    header = [_UNIT.sub("", h.strip()) for h in rows[0]]
+    return [dict(zip(header, (v.strip() for v in row), strict=False)) for row in rows[1:] if row]
+
+
+def _csv_value(row: Mapping[str, str], names: Sequence[str]) -> str | None:
+    for name in names:
+        if name in row:
+            return row[name]
+    return None
+
+
+def parse_query_gpu_csv(text: str, compute_apps_csv: str | None = None) -> SmiReport:
+    """Parse ``--query-gpu=... --format=csv`` (with or without units); add processes when given.
+
+    ``--query-compute-apps`` without a ``gpu_uuid`` column cannot say which GPU a process
+    uses, so such processes are attached only when there is exactly one GPU.
+    """
+    rows = parse_query_csv(text)
+    apps = parse_query_csv(compute_apps_csv) if compute_apps_csv else []
+    accelerators = []
+    for position, row in enumerate(rows):
+        r = FieldReader()
+        for field, names, convert in _CSV_SPECS:
+            _put(r, field, _csv_value(row, names), convert)
+        total, free = row.get("memory.total"), row.get("memory.free")
+        if total is not None and free is not None:
+            memory_fields = ("memory_total_bytes", "memory_used_bytes", "memory_free_bytes")
+            if is_not_available(total) or is_not_available(free):
+                r.mark_unsupported(*memory_fields)
+            else:
+                try:
+                    total_b, free_b = _mib(total), _mib(free)
+                except (ValueError, IndexError):
+                    r.mark_failed(*memory_fields)
+                else:
+                    # used = total - free, as NVML counts it: memory.used leaves out reserved memory
+                    r.put("memory_total_bytes", total_b)
+                    r.put("memory_free_bytes", free_b)
+                    r.put("memory_used_bytes", max(total_b - free_b, 0))
+        uuid = row.get("uuid") or f"GPU-index-{position}"
+        mine = [a for a in apps if a.get("gpu_uuid") == uuid or ("gpu_uuid" not in a and len(rows) == 1)]
+        processes = [
+            Process(
+                pid=int(a["pid"]),
+                name=a.get("process_name") or None,
+                used_memory_bytes=_mib_or_none(a.get("used_gpu_memory") or a.get("used_memory")),
+            )
+            for a in mine
+            if a.get("pid", "").isdigit()
+        ]
+        index = row.get("index")
+        accelerators.append(
+            r.accelerator(
+                processes=processes,
+                kind="gpu",
+                index=int(index) if index and index.isdigit() else position,
+                uuid=uuid,
+                name=row.get("name") or "NVIDIA GPU",
+            )
+        )
+    first = rows[0] if rows else {}
+    return SmiReport(
+        accelerators=tuple(accelerators),
+        driver_version=first.get("driver_version"),
+        timestamp=first.get("timestamp"),
+    )
+
+
+# --- the live source -------------------------------------------------------------------------
+
+Runner = Callable[[Sequence[str], float], str]
+
+
+def run_command(argv: Sequence[str], timeout_s: float) -> str:
+    """Run a command and return its stdout; ``SourceUnavailable`` when it fails or hangs."""
+    try:
+        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout_s, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SourceUnavailable(f"{argv[0]}: {exc}") from exc
+    if done.returncode != 0:
+        detail = (done.stdout + done.stderr).strip().splitlines()
+        raise SourceUnavailable(f"{' '.join(argv)} exited {done.returncode}: {detail[0] if detail else ''}")
+    return done.stdout
+
+
+class NvidiaSmiSource:
+    """Reads every GPU with ``nvidia-smi -q -x`` (one process per snapshot, about 50-200 ms on a real GPU)."""
+
+    name = "nvidia-smi"
+
+    def __init__(self, binary: str, run: Runner = run_command, timeout_s: float = 20.0) -> None:
+        self._binary = binary
+        self._run = run
+        self._timeout_s = timeout_s
+        self._compute_caps = self._query_compute_caps()
+
+    @classmethod
+    def open(cls, binary: str | None = None, run: Runner = run_command) -> NvidiaSmiSource:
+        """Find ``nvidia-smi`` on PATH and check that it can talk to a driver."""
+        found = binary or shutil.which("nvidia-smi")
+        if not found:
+            raise SourceUnavailable("nvidia-smi: not on PATH (no NVIDIA driver installed here)")
+        return cls(found, run)
+
+    def _query_compute_caps(self) -> dict[str, str]:
+        # compute_cap is missing from the XML; it is static, so one query at start is enough.
+        # This also proves nvidia-smi reaches a driver: if not, the source is unavailable.
+        try:
+            out = self._run([self._binary, "--query-gpu=uuid,compute_cap", "--format=csv"], self._timeout_s)
+        except SourceUnavailable:
+            # drivers before 510 do not know compute_cap; the uuid alone still proves the driver answers
+            self._run([self._binary, "--query-gpu=uuid", "--format=csv"], self._timeout_s)
+            return {}
+        return {
+            row["uuid"]: row["compute_cap"]
+            for row in parse_query_csv(out)
+            if row.get("uuid") and re.fullmatch(r"\d{1,2}\.\d{1,2}", row.get("compute_cap", ""))
+        }
+
+    def read(self) -> Reading:
+        """One ``nvidia-smi -q -x`` call, with the compute capabilities filled in."""
+        report = parse_xml(self._run([self._binary, "-q", "-x"], self._timeout_s))
+        accelerators = tuple(
+            acc.model_copy(update={"compute_capability": self._compute_caps[acc.uuid]})
+            if acc.compute_capability is None and acc.uuid in self._compute_caps
+            else acc
+            for acc in report.accelerators
+        )
+        return Reading(
+            source=self.name,
+            accelerators=accelerators,
+            driver_version=report.driver_version,
+            cuda_driver_version=report.cuda_version,
+        )
+
+    def close(self) -> None:
+        """Nothing to release."""
