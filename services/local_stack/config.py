@@ -215,6 +215,8 @@ class StackConfig:
             "MONGO_URI": self.mongo_uri,
             "MONGO_DATABASE": names.DATABASE,
             "ARCHIVE_ENABLED": "true" if self.archive_enabled else "false",
+            # locally a short window keeps the demo and the tests quick; pods keep the default
+            "ARCHIVE_FLUSH_SECONDS": "2",
             "S3_BUCKET": BUCKET,
             "S3_REGION": REGION,
             "S3_PREFIX": "",

@@ -20,11 +20,9 @@ def main(argv: list[str] | None = None) -> int:
         description=(
             "CA4 Metadata Worker: consumes gpu-metadata, enriches each event, stores it in the "
             "Mongo-compatible database (and optionally archives to S3), then commits. "
-            "Configured only by environment variables: MONGO_URI (required), MONGO_DATABASE, "
-            "KAFKA_BOOTSTRAP_SERVERS, KAFKA_TOPIC, KAFKA_DLQ_TOPIC, KAFKA_GROUP_ID, "
-            "ARCHIVE_ENABLED, S3_BUCKET, S3_REGION, S3_PREFIX, S3_ENDPOINT_URL, WORKER_BATCH_MAX, "
-            "WORKER_POLL_TIMEOUT_MS, WORKER_HTTP_HOST, WORKER_HTTP_PORT, "
-            "WORKER_RETRY_INITIAL_SECONDS, WORKER_RETRY_MAX_SECONDS, LOG_LEVEL."
+            "Configured only by environment variables: "
+            + ", ".join(name.upper() for name in Settings.model_fields)
+            + " (MONGO_URI is required; see the README's configuration contract)."
         ),
     )
     parser.parse_args(argv)

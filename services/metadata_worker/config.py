@@ -36,6 +36,13 @@ class Settings(BaseSettings):
         default=None, description="Only for S3-compatible endpoints (moto, LocalStack)."
     )
 
+    archive_flush_records: int = Field(
+        default=5000, ge=1, description="Archive when this many records are held (bigger S3 objects)."
+    )
+    archive_flush_seconds: float = Field(
+        default=30.0, gt=0, description="Archive at the latest this long after the first held record."
+    )
+
     worker_batch_max: int = Field(default=500, ge=1, le=10_000)
     worker_poll_timeout_ms: int = Field(default=500, ge=10, le=10_000)
     worker_http_host: str = Field(default="127.0.0.1", description="0.0.0.0 in a pod.")

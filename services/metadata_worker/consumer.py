@@ -1,9 +1,15 @@
 """The consume -> transform -> store -> commit loop.
 
 At-least-once delivery, exactly-once storage: offsets are committed only after a batch is
-durable everywhere it must go (database, then the archive when enabled, then the DLQ
-for poison records). A crash before the commit replays the batch; ``_id = event_id``
+durable everywhere it must go (the database and the DLQ for poison records, then the
+archive when enabled). A crash before the commit replays the batch; ``_id = event_id``
 turns the replay into duplicate-key no-ops and the archive keys are deterministic.
+
+The database is written batch by batch (what users query stays fresh). The archive is
+written in larger ranges: delivered batches wait in ``PendingArchive`` until
+``ARCHIVE_FLUSH_RECORDS`` records or ``ARCHIVE_FLUSH_SECONDS`` have accumulated (or the
+partitions are revoked, or the worker stops), so a quiet producer does not turn into
+one tiny S3 object per event; offsets are committed only up to what is archived.
 
 While a sink is down the batch is retried with exponential backoff, nothing is
 committed, readiness is false, and the consumer's partitions are paused (polling them
@@ -13,6 +19,7 @@ keeps the group membership alive without fetching more).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import threading
@@ -20,9 +27,9 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from kafka import TopicPartition
+from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
@@ -37,6 +44,7 @@ from metadata_worker.sinks.s3 import ArchiveRange, S3Archive
 from metadata_worker.transform import KafkaCoords, enrich, latest_per_device
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def decode(record: Record) -> GpuMetadataEvent:
@@ -69,7 +77,6 @@ class Batch:
     good: list[tuple[Record, dict[str, Any]]] = field(default_factory=list)
     poison: list[tuple[Record, str, str]] = field(default_factory=list)
     stored: bool = False
-    archived: bool = False
     dead_lettered: bool = False
 
     def next_offsets(self) -> dict[TopicPartition, int]:
@@ -88,7 +95,6 @@ class BatchReport:
     stored: int
     duplicates: int
     dead_lettered: int
-    archive_keys: list[str]
 
 
 class BatchProcessor:
@@ -98,12 +104,10 @@ class BatchProcessor:
         self,
         db: MongoSink,
         dlq: DeadLetterPublisher,
-        archive: S3Archive | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self._db = db
         self._dlq = dlq
-        self._archive = archive
         self._clock = clock
 
     def prepare(self, records: Sequence[Record]) -> Batch:
@@ -128,10 +132,10 @@ class BatchProcessor:
         return batch
 
     def deliver(self, batch: Batch) -> BatchReport:
-        """Write the batch everywhere it must go; raises ``SinkUnavailable`` to be retried.
+        """Write the batch to the database and its poison records to the DLQ.
 
-        Steps already done in an earlier attempt of the same batch are skipped, except the
-        database insert, which is idempotent anyway.
+        Raises ``SinkUnavailable`` to be retried; a step done in an earlier attempt of the
+        same batch is skipped (the database insert would be a no-op anyway).
         """
         stored = duplicates = 0
         if not batch.stored:
@@ -155,12 +159,6 @@ class BatchProcessor:
             for record, _ in batch.good:
                 metrics.END_TO_END_SECONDS.observe(max(0.0, now - record.timestamp / 1000))
             batch.stored = True
-        keys: list[str] = []
-        if self._archive is not None and not batch.archived:
-            started = time.perf_counter()
-            keys = self._archive_batch(self._archive, batch)
-            metrics.ARCHIVE_SECONDS.observe(time.perf_counter() - started)
-            batch.archived = True
         if not batch.dead_lettered:
             self._dlq.publish(batch.poison)
             for _, _, error_type in batch.poison:
@@ -168,16 +166,70 @@ class BatchProcessor:
             batch.dead_lettered = True
         metrics.EVENTS_STORED.inc(stored)
         metrics.EVENTS_DUPLICATE.inc(duplicates)
-        return BatchReport(stored, duplicates, len(batch.poison), keys)
+        return BatchReport(stored, duplicates, len(batch.poison))
 
-    @staticmethod
-    def _archive_batch(archive: S3Archive, batch: Batch) -> list[str]:
+
+class PendingArchive:
+    """Delivered batches waiting to be archived together; their offsets wait with them."""
+
+    def __init__(
+        self,
+        archive: S3Archive,
+        max_records: int,
+        max_age_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._archive = archive
+        self._max_records = max_records
+        self._max_age_s = max_age_s
+        self._clock = clock
+        self.batches: list[Batch] = []
+        self._since = 0.0
+
+    def __len__(self) -> int:
+        return sum(len(b.records) for b in self.batches)
+
+    def add(self, batch: Batch) -> None:
+        """Hold a delivered batch until the next flush."""
+        if not self.batches:
+            self._since = self._clock()
+        self.batches.append(batch)
+        metrics.ARCHIVE_PENDING.set(len(self))
+
+    def due(self) -> bool:
+        """Enough records, or the oldest waited long enough."""
+        if not self.batches:
+            return False
+        return len(self) >= self._max_records or self._clock() - self._since >= self._max_age_s
+
+    def next_offsets(self) -> dict[TopicPartition, int]:
+        """What may be committed once the flush succeeded."""
+        out: dict[TopicPartition, int] = {}
+        for batch in self.batches:
+            for tp, off in batch.next_offsets().items():
+                out[tp] = max(out.get(tp, 0), off)
+        return out
+
+    def event_ids(self) -> list[str]:
+        """Ids of the events the flush archives."""
+        return [doc["_id"] for b in self.batches for _, doc in b.good]
+
+    def clear(self) -> None:
+        """Forget the batches (after a flush, or when their partitions were revoked)."""
+        self.batches = []
+        metrics.ARCHIVE_PENDING.set(0)
+
+    def flush(self) -> list[str]:
+        """Write one object per kind and partition for everything held; ``SinkUnavailable`` to retry."""
+        started = time.perf_counter()
         ranges: dict[tuple[str, int], list[Record]] = defaultdict(list)
-        for record in batch.records:
-            ranges[(record.topic, record.partition)].append(record)
         good_by_tp: dict[tuple[str, int], list[tuple[Record, dict[str, Any]]]] = defaultdict(list)
-        for record, doc in batch.good:
-            good_by_tp[(record.topic, record.partition)].append((record, doc))
+        for batch in self.batches:
+            for record in batch.records:
+                ranges[(record.topic, record.partition)].append(record)
+            for record, doc in batch.good:
+                good_by_tp[(record.topic, record.partition)].append((record, doc))
+        archive = self._archive
         keys: list[str] = []
         for (topic, partition), records in sorted(ranges.items()):
             first = min(records, key=lambda r: r.offset)
@@ -192,6 +244,7 @@ class BatchProcessor:
             for key in written:
                 metrics.ARCHIVE_OBJECTS.labels(kind=key.removeprefix(archive.prefix).split("/", 1)[0]).inc()
             keys.extend(written)
+        metrics.ARCHIVE_SECONDS.observe(time.perf_counter() - started)
         return keys
 
 
@@ -232,6 +285,7 @@ class Worker:
     """Runs the loop on a kafka-python consumer until ``stop`` is set."""
 
     IDLE_PING_S = 5.0
+    STOP_FLUSH_ATTEMPTS = 3  # after SIGTERM, how often to try the last archive flush
 
     def __init__(
         self,
@@ -240,6 +294,7 @@ class Worker:
         db: MongoSink,
         health: Health,
         *,
+        pending: PendingArchive | None = None,
         batch_max: int = 500,
         poll_timeout_ms: int = 500,
         retry_initial_s: float = 0.5,
@@ -249,6 +304,7 @@ class Worker:
         self._processor = processor
         self._db = db
         self.health = health
+        self._pending = pending
         self._batch_max = batch_max
         self._poll_timeout_ms = poll_timeout_ms
         self._retry_initial_s = retry_initial_s
@@ -256,7 +312,7 @@ class Worker:
         self._last_ping = 0.0
 
     def run(self, stop: threading.Event) -> None:
-        """Poll, process, commit; on ``stop`` finish the current batch, commit and return."""
+        """Poll, deliver, archive, commit; on ``stop`` finish the batch, flush, commit and return."""
         self.health.set_ready(self._db.ping(), "database unreachable")
         while not stop.is_set():
             polled = self._consumer.poll(timeout_ms=self._poll_timeout_ms, max_records=self._batch_max)
@@ -264,18 +320,37 @@ class Worker:
             records: list[Record] = [r for recs in polled.values() for r in recs]
             if not records:
                 self._idle_check()
+                self._flush_if_due(stop)
                 continue
             metrics.BATCH_SIZE.observe(len(records))
             batch = self._processor.prepare(records)
-            report = self._deliver(batch, stop)
+            report = self._until_durable("db", functools.partial(self._processor.deliver, batch), stop)
             if report is None:
                 log.warning(
                     "stopping with an undelivered batch; it will be redelivered",
                     extra={"records": len(records)},
                 )
-                break
-            self._commit(batch, report)
+                return
+            self._log_delivered(batch, report)
+            if self._pending is None:
+                self._commit(batch.next_offsets())
+            else:
+                self._pending.add(batch)
+                self._flush_if_due(stop)
+        self._final_flush()
         log.info("worker loop stopped")
+
+    def _log_delivered(self, batch: Batch, report: BatchReport) -> None:
+        log.info(
+            "batch delivered",
+            extra={
+                "records": len(batch.records),
+                "stored": report.stored,
+                "duplicates": report.duplicates,
+                "dead_lettered": report.dead_lettered,
+                "event_ids": [doc["_id"] for _, doc in batch.good],
+            },
+        )
 
     def _idle_check(self) -> None:
         now = time.monotonic()
@@ -284,64 +359,102 @@ class Worker:
             self.health.set_ready(self._db.ping(), "database unreachable")
         self._update_lag()
 
-    def _deliver(self, batch: Batch, stop: threading.Event) -> BatchReport | None:
+    def _flush_if_due(self, stop: threading.Event) -> None:
+        pending = self._pending
+        if pending is None or not pending.due():
+            return
+        keys = self._until_durable("archive", pending.flush, stop)
+        if keys is None:
+            return  # stopping; _final_flush gets one more chance
+        self._archived(pending, keys)
+
+    def _archived(self, pending: PendingArchive, keys: list[str]) -> None:
+        log.info("archived", extra={"archive_keys": keys, "event_ids": pending.event_ids()})
+        self._commit(pending.next_offsets())
+        pending.clear()
+
+    def _final_flush(self) -> None:
+        """After SIGTERM: archive what is held, a few quick tries, then commit."""
+        pending = self._pending
+        if pending is None or not pending.batches:
+            return
+        for attempt in range(1, self.STOP_FLUSH_ATTEMPTS + 1):
+            try:
+                self._archived(pending, pending.flush())
+                return
+            except SinkUnavailable as exc:
+                log.warning("final archive flush failed", extra={"attempt": attempt, "error": str(exc)})
+                time.sleep(min(self._retry_initial_s * attempt, 1.0))
+        log.warning(
+            "stopping without archiving the last batches; they will be replayed",
+            extra={"records": len(pending)},
+        )
+
+    def on_partitions_revoked(self) -> None:
+        """Rebalance: archive and commit what is held for the partitions we are losing.
+
+        One attempt only (this runs inside poll); if it fails, the next owner replays
+        from the last commit and the deterministic keys make its archive objects replace ours.
+        """
+        pending = self._pending
+        if pending is None or not pending.batches:
+            return
+        try:
+            self._archived(pending, pending.flush())
+        except SinkUnavailable as exc:
+            log.warning(
+                "archive flush at rebalance failed; the next owner replays", extra={"error": str(exc)}
+            )
+            pending.clear()
+
+    def _until_durable(self, sink: str, action: Callable[[], T], stop: threading.Event) -> T | None:
+        """Run ``action`` until it succeeds; None if ``stop`` is set meanwhile.
+
+        While retrying: nothing is committed, readiness is false, and the partitions are
+        paused (a poll on paused partitions fetches nothing but keeps us in the group).
+        """
         delay = self._retry_initial_s
         paused = False
         try:
             while True:
                 try:
-                    report = self._processor.deliver(batch)
+                    result = action()
                 except SinkUnavailable as exc:
-                    sink = (
-                        "archive"
-                        if batch.stored and not batch.archived
-                        else ("dlq" if batch.stored else "db")
-                    )
                     metrics.RETRIES.labels(sink=sink).inc()
                     self.health.set_ready(False, str(exc))
                     log.warning(
-                        "batch not durable yet, retrying",
-                        extra={"error": str(exc), "retry_in_s": delay},
+                        "not durable yet, retrying",
+                        extra={"sink": sink, "error": str(exc), "retry_in_s": delay},
                     )
                     if not paused:
                         self._consumer.pause(*self._consumer.assignment())
                         paused = True
                     if stop.wait(delay):
                         return None
-                    # a poll on paused partitions fetches nothing but keeps us in the group
                     self._consumer.poll(timeout_ms=0)
                     self.health.beat()
                     delay = min(delay * 2, self._retry_max_s)
                     continue
                 self.health.set_ready(True)
-                return report
+                return result
         finally:
             if paused:
                 self._consumer.resume(*self._consumer.paused())
 
-    def _commit(self, batch: Batch, report: BatchReport) -> None:
-        offsets = {tp: OffsetAndMetadata(off, "", -1) for tp, off in batch.next_offsets().items()}
+    def _commit(self, next_offsets: dict[TopicPartition, int]) -> None:
+        offsets = {tp: OffsetAndMetadata(off, "", -1) for tp, off in next_offsets.items()}
         try:
             self._consumer.commit(offsets, timeout_ms=10_000)
         except (CommitFailedError, KafkaError) as exc:
-            # partitions moved to another worker during the batch: it will replay them,
-            # and the replay is idempotent
+            # partitions moved to another worker meanwhile: it replays them, idempotently
             metrics.COMMIT_FAILURES.inc()
-            log.warning("offset commit refused; the batch will be replayed", extra={"error": repr(exc)})
+            log.warning("offset commit refused; the records will be replayed", extra={"error": repr(exc)})
             return
         metrics.BATCHES.inc()
         metrics.LAST_COMMIT_TIMESTAMP.set(time.time())
         log.info(
-            "batch committed",
-            extra={
-                "records": len(batch.records),
-                "stored": report.stored,
-                "duplicates": report.duplicates,
-                "dead_lettered": report.dead_lettered,
-                "archive_keys": report.archive_keys,
-                "event_ids": [doc["_id"] for _, doc in batch.good],
-                "offsets": {f"{tp.topic}/{tp.partition}": off for tp, off in batch.next_offsets().items()},
-            },
+            "committed",
+            extra={"offsets": {f"{tp.topic}/{tp.partition}": off for tp, off in next_offsets.items()}},
         )
         self._update_lag()
 
@@ -355,3 +468,17 @@ class Worker:
                 metrics.CONSUMER_LAG.labels(partition=str(tp.partition)).set(lag)
         except KafkaError:
             pass  # lag is best effort
+
+
+class RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python is untyped
+    """Hands revocations to the worker so held archive ranges are flushed and committed first."""
+
+    def __init__(self, worker: Worker) -> None:
+        self._worker = worker
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        """Before the group takes partitions away."""
+        self._worker.on_partitions_revoked()
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        """Nothing to do: we resume from the committed offsets."""

@@ -14,7 +14,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 
 from metadata_worker.config import Settings
-from metadata_worker.consumer import BatchProcessor, Health, Worker
+from metadata_worker.consumer import BatchProcessor, Health, PendingArchive, RebalanceListener, Worker
 from metadata_worker.dlq import DeadLetterPublisher
 from metadata_worker.errors import SinkUnavailable
 from metadata_worker.health import serve
@@ -86,7 +86,6 @@ def run(settings: Settings, stop: threading.Event) -> int:
         consumer = _until_ready(
             "kafka (consumer)",
             lambda: KafkaConsumer(
-                settings.kafka_topic,
                 bootstrap_servers=servers,
                 group_id=settings.kafka_group_id,
                 client_id="ca4-metadata-worker",
@@ -101,17 +100,24 @@ def run(settings: Settings, stop: threading.Event) -> int:
         )
         if producer is None or consumer is None:
             return 0
-        processor = BatchProcessor(sink, DeadLetterPublisher(producer, settings.kafka_dlq_topic), archive)
+        processor = BatchProcessor(sink, DeadLetterPublisher(producer, settings.kafka_dlq_topic))
+        pending = (
+            PendingArchive(archive, settings.archive_flush_records, settings.archive_flush_seconds)
+            if archive is not None
+            else None
+        )
         worker = Worker(
             consumer,
             processor,
             sink,
             health,
+            pending=pending,
             batch_max=settings.worker_batch_max,
             poll_timeout_ms=settings.worker_poll_timeout_ms,
             retry_initial_s=settings.worker_retry_initial_seconds,
             retry_max_s=settings.worker_retry_max_seconds,
         )
+        consumer.subscribe([settings.kafka_topic], listener=RebalanceListener(worker))
         log.info(
             "metadata worker started",
             extra={

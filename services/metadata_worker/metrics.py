@@ -23,9 +23,13 @@ DB_WRITE_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 ARCHIVE_OBJECTS = Counter("ca4_worker_archive_objects_total", "Archive objects written.", ["kind"])
+ARCHIVE_PENDING = Gauge(
+    "ca4_worker_archive_pending_records",
+    "Records delivered to the database, waiting for the next archive flush.",
+)
 ARCHIVE_SECONDS = Histogram(
     "ca4_worker_archive_write_seconds",
-    "Time to archive one batch to S3.",
+    "Time to write one archive flush to S3.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 END_TO_END_SECONDS = Histogram(

@@ -19,10 +19,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="ca4-api",
         description=(
             "CA4 Processor API: POST /metadata publishes accelerator snapshots to Kafka. "
-            "Configured only by environment variables: API_TOKENS (required), "
-            "KAFKA_BOOTSTRAP_SERVERS, KAFKA_TOPIC, API_HOST, API_PORT, API_MAX_BODY_BYTES, "
-            "API_MAX_BATCH_EVENTS, API_PUBLISH_TIMEOUT_SECONDS, API_RETRY_AFTER_SECONDS, "
-            "KAFKA_LINGER_MS, LOG_LEVEL."
+            "Configured only by environment variables: "
+            + ", ".join(name.upper() for name in Settings.model_fields)
+            + " (API_TOKENS is required; see the README's configuration contract)."
         ),
     )
     parser.parse_args(argv)

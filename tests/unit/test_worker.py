@@ -14,7 +14,7 @@ import pytest
 from kafka import TopicPartition
 
 from ca4_events.schema import GpuMetadataEvent
-from metadata_worker.consumer import BatchProcessor, Health, Worker, decode
+from metadata_worker.consumer import BatchProcessor, BatchReport, Health, PendingArchive, Worker, decode
 from metadata_worker.dlq import DeadLetterPublisher
 from metadata_worker.errors import PoisonRecord, SinkUnavailable
 from metadata_worker.sinks.mongo import MongoSink
@@ -35,19 +35,27 @@ def event_bytes(event: GpuMetadataEvent, event_id: str | None = None) -> bytes:
 
 
 class Rig:
-    """A BatchProcessor over fakes."""
+    """A BatchProcessor and a PendingArchive over fakes."""
 
-    def __init__(self, archive: bool = True) -> None:
+    def __init__(self, flush_records: int = 1, flush_seconds: float = 3600.0) -> None:
         self.db = mongomock.MongoClient(tz_aware=True)["ca4"]
         self.sink = MongoSink(self.db)
         self.producer = FakeProducer()
         self.s3 = FakeS3()
-        self.processor = BatchProcessor(
-            self.sink,
-            DeadLetterPublisher(self.producer),
-            S3Archive(self.s3, "bucket") if archive else None,
-            clock=lambda: NOW,
+        self.processor = BatchProcessor(self.sink, DeadLetterPublisher(self.producer), clock=lambda: NOW)
+        self.now = 0.0
+        self.pending = PendingArchive(
+            S3Archive(self.s3, "bucket"), flush_records, flush_seconds, clock=lambda: self.now
         )
+
+    def deliver_and_archive(self, records: list[FakeRecord]) -> BatchReport:
+        """One batch through the database, then straight into the archive."""
+        batch = self.processor.prepare(records)
+        report = self.processor.deliver(batch)
+        self.pending.add(batch)
+        self.pending.flush()
+        self.pending.clear()
+        return report
 
 
 @pytest.fixture
@@ -83,7 +91,7 @@ def test_a_batch_is_stored_devices_updated_and_archived(
     rig: Rig, h200_events: list[GpuMetadataEvent]
 ) -> None:
     records = [record(i, event_bytes(e)) for i, e in enumerate(h200_events)]
-    report = rig.processor.deliver(rig.processor.prepare(records))
+    report = rig.deliver_and_archive(records)
     assert (report.stored, report.duplicates, report.dead_lettered) == (6, 0, 0)
     assert rig.db.gpu_metadata.count_documents({}) == 6
     (device,) = list(rig.db.gpu_devices.find())
@@ -99,9 +107,9 @@ def test_a_replayed_batch_is_a_no_op_with_the_same_archive_keys(
     rig: Rig, h200_events: list[GpuMetadataEvent]
 ) -> None:
     records = [record(i, event_bytes(e)) for i, e in enumerate(h200_events)]
-    rig.processor.deliver(rig.processor.prepare(records))
+    rig.deliver_and_archive(records)
     before = dict(rig.s3.objects)
-    report = rig.processor.deliver(rig.processor.prepare(records))
+    report = rig.deliver_and_archive(records)
     assert (report.stored, report.duplicates) == (0, 6)
     assert rig.db.gpu_metadata.count_documents({}) == 6
     assert rig.s3.objects.keys() == before.keys(), "re-archiving overwrites, it never adds"
@@ -112,10 +120,8 @@ def test_a_longer_replay_replaces_the_shorter_archive_object(
     rig: Rig, h200_events: list[GpuMetadataEvent]
 ) -> None:
     records = [record(i, event_bytes(e)) for i, e in enumerate(h200_events)]
-    rig.processor.deliver(rig.processor.prepare(records[:3]))  # archived, then "crashed" before the commit
-    rig.processor.deliver(
-        rig.processor.prepare(records)
-    )  # the replay polls more records from the same offset
+    rig.deliver_and_archive(records[:3])  # archived, then "crashed" before the commit
+    rig.deliver_and_archive(records)  # the replay polled more records from the same offset
     raw = sorted(k for k in rig.s3.objects if k.startswith("raw/"))
     assert len(raw) == 1 and raw[0].endswith("-o00000000000000000000-00000000000000000005.jsonl.gz"), raw
 
@@ -139,11 +145,11 @@ def test_a_sink_failure_is_retried_without_resending_finished_steps(
     rig: Rig, load_event: GpuMetadataEvent
 ) -> None:
     batch = rig.processor.prepare([record(0, event_bytes(load_event)), record(1, b"bad")])
-    rig.s3.down = True
-    with pytest.raises(SinkUnavailable, match="archive write"):
+    rig.producer.down = True
+    with pytest.raises(SinkUnavailable, match="did not acknowledge"):
         rig.processor.deliver(batch)
-    assert batch.stored and not batch.archived and not batch.dead_lettered
-    rig.s3.down = False
+    assert batch.stored and not batch.dead_lettered, "the database step is done, the DLQ step is not"
+    rig.producer.down = False
     rig.processor.deliver(batch)
     assert len(rig.producer.sent) == 1, "the poison record is dead-lettered once"
     assert rig.db.gpu_metadata.count_documents({}) == 1
@@ -230,10 +236,113 @@ def _stop_after(fn: Any, stop: threading.Event) -> Any:
 
 
 def test_archive_objects_are_gzip_json_lines(rig: Rig, load_event: GpuMetadataEvent) -> None:
-    rig.processor.deliver(rig.processor.prepare([record(7, event_bytes(load_event), partition=2)]))
+    rig.deliver_and_archive([record(7, event_bytes(load_event), partition=2)])
     key = next(k for k in rig.s3.objects if k.startswith("enriched/"))
     expected = "enriched/topic=gpu-metadata/dt=2026-11-28/hour=03/gpu-metadata-p2-o{:020d}-{:020d}.jsonl.gz"
     assert key == expected.format(7, 7)
     (line,) = gzip.decompress(rig.s3.objects[key]["Body"]).splitlines()
     doc = json.loads(line)
     assert doc["kafka"]["offset"] == 7 and doc["ingest"]["processed_at"] == "2026-11-28T03:00:00+00:00"
+
+
+def _archiving_worker(rig: Rig, consumer: FakeConsumer) -> Worker:
+    return Worker(
+        consumer,
+        rig.processor,
+        rig.sink,
+        Health(),
+        pending=rig.pending,
+        retry_initial_s=0.001,
+        retry_max_s=0.002,
+    )
+
+
+def test_the_archive_waits_for_enough_records_and_the_commit_waits_for_the_archive(
+    h200_events: list[GpuMetadataEvent],
+) -> None:
+    rig = Rig(flush_records=4)
+    batches = [[record(i, event_bytes(h200_events[i]))] for i in range(6)]
+    consumer = FakeConsumer(batches)
+    stop = threading.Event()
+    real_poll = consumer.poll
+
+    def poll_then_stop(timeout_ms: int = 0, max_records: int | None = None) -> Any:
+        if consumer.polls >= 6:  # six batches handed out; stop on the next poll
+            stop.set()
+        return real_poll(timeout_ms, max_records)
+
+    consumer.poll = poll_then_stop  # type: ignore[method-assign]
+    _archiving_worker(rig, consumer).run(stop)
+    assert rig.db.gpu_metadata.count_documents({}) == 6, "the database is written batch by batch"
+    raw = sorted(k for k in rig.s3.objects if k.startswith("raw/"))
+    assert [k.rsplit("-o", 1)[1] for k in raw] == [
+        "00000000000000000000-00000000000000000003.jsonl.gz",  # flushed at 4 records
+        "00000000000000000004-00000000000000000005.jsonl.gz",  # the rest, flushed on stop
+    ], raw
+    tp = TopicPartition("gpu-metadata", 0)
+    assert consumer.commits == [{tp: 4}, {tp: 6}], "offsets are committed only up to what is archived"
+
+
+def test_the_archive_is_flushed_when_the_oldest_record_waited_long_enough(
+    load_event: GpuMetadataEvent,
+) -> None:
+    rig = Rig(flush_records=1000, flush_seconds=30)
+    batch = rig.processor.prepare([record(0, event_bytes(load_event))])
+    rig.processor.deliver(batch)
+    rig.pending.add(batch)
+    rig.now = 29.9
+    assert not rig.pending.due()
+    rig.now = 30.0
+    assert rig.pending.due(), "30 s after the first held record the archive is due"
+
+
+def test_nothing_is_committed_while_s3_is_down(load_event: GpuMetadataEvent) -> None:
+    rig = Rig(flush_records=1)
+    consumer = FakeConsumer([[record(0, event_bytes(load_event))]])
+    stop = threading.Event()
+    attempts: list[list[Any]] = []
+    real_flush = rig.pending.flush
+
+    def flaky() -> list[str]:
+        attempts.append(list(consumer.commits))
+        if len(attempts) < 3:
+            raise SinkUnavailable("s3 down")
+        stop.set()
+        return real_flush()
+
+    rig.pending.flush = flaky  # type: ignore[method-assign]
+    worker = _archiving_worker(rig, consumer)
+    worker.run(stop)
+    assert rig.db.gpu_metadata.count_documents({}) == 1, "the database write is not held back by S3"
+    assert attempts == [[], [], []], "no commit while the archive is not durable"
+    assert consumer.commits == [{TopicPartition("gpu-metadata", 0): 1}]
+    assert worker.health.ready
+
+
+def test_a_rebalance_flushes_and_commits_what_is_held(load_event: GpuMetadataEvent) -> None:
+    rig = Rig(flush_records=1000)
+    consumer = FakeConsumer([])
+    worker = _archiving_worker(rig, consumer)
+    batch = rig.processor.prepare([record(3, event_bytes(load_event), partition=1)])
+    rig.processor.deliver(batch)
+    rig.pending.add(batch)
+    worker.on_partitions_revoked()
+    assert consumer.commits == [{TopicPartition("gpu-metadata", 1): 4}]
+    assert len(rig.pending) == 0 and any(k.startswith("enriched/") for k in rig.s3.objects)
+
+
+def test_a_failed_flush_at_rebalance_leaves_the_records_to_the_next_owner(
+    load_event: GpuMetadataEvent,
+) -> None:
+    rig = Rig(flush_records=1000)
+    consumer = FakeConsumer([])
+    worker = _archiving_worker(rig, consumer)
+    batch = rig.processor.prepare([record(3, event_bytes(load_event))])
+    rig.processor.deliver(batch)
+    rig.pending.add(batch)
+    rig.s3.down = True
+    worker.on_partitions_revoked()
+    assert consumer.commits == [], (
+        "not archived, so not committed: the next owner replays from the last commit"
+    )
+    assert len(rig.pending) == 0
