@@ -40,7 +40,7 @@ test-packages: ## install the Debian packages the tests need, if missing
 .PHONY: test
 test: $(VENV)/.bootstrapped test-packages ## everything CI runs: lint, unit, integration and the Gherkin features locally
 	@echo ">> make test: lint, unit, integration tests and features (fixtures start Kafka, FerretDB, moto, Prometheus)"
-	$(NOX) -s lint unit integration local
+	$(NOX) -s lint unit integration local iac_scan iac_test
 
 .PHONY: lint
 lint: $(VENV)/.bootstrapped ## ruff + mypy
@@ -80,6 +80,97 @@ local-verify: $(VENV)/.bootstrapped test-packages ## every Gherkin feature again
 producer-bundle: $(VENV)/.bootstrapped ## build dist/ca4_producer.zip for the Colab notebook (prints its SHA-256)
 	$(NOX) -s bundle
 
+.PHONY: diagrams
+diagrams: $(VENV)/.bootstrapped ## render ca4/docs/*.puml to SVG (plantuml + graphviz, installed when missing)
+	$(NOX) -s diagrams
+
 .PHONY: clean
 clean: ## remove build outputs and reports (not the local stack's data)
 	rm -rf .nox .mypy_cache .ruff_cache .pytest_cache reports build dist
+
+# --- CA4 lifecycle: the ca4-* targets (ca4/MAKEFILE-CONTRACT.md) -------------------------
+# Thin delegations to ca4/terraform's Makefile, the scripts under scripts/ and nox's live
+# session. Order: ca4-plan -> ca4-apply -> ca4-bootstrap-k3s -> ca4-platform-setup ->
+# ca4-deploy-edge -> ca4-deploy-monitoring -> ca4-verify-* -> ca4-destroy.
+
+CA4_TF_DIR ?= ca4/terraform
+CA4_FEATURES ?= features
+export CA4_TF_DIR
+
+.PHONY: ca4-plan
+ca4-plan: ## plan the AWS stack; saves ca4/terraform/ca4.tfplan and its JSON
+	@echo ">> ca4-plan: terraform plan of the AWS stack in $(CA4_TF_DIR)"
+	$(MAKE) -C $(CA4_TF_DIR) plan
+
+.PHONY: ca4-apply
+ca4-apply: ## apply exactly the plan ca4-plan saved
+	@echo ">> ca4-apply: applying the saved plan in $(CA4_TF_DIR)"
+	$(MAKE) -C $(CA4_TF_DIR) apply
+
+.PHONY: ca4-bootstrap-k3s
+ca4-bootstrap-k3s: ## install K3s on the edge nodes through the bastion; writes kubeconfigs/ca4-kubeconfig
+	@echo ">> ca4-bootstrap-k3s: K3s server and agents over SSH through the bastion"
+	scripts/bootstrap_k3s_ca4.sh
+
+.PHONY: ca4-platform-setup
+ca4-platform-setup: ## namespaces, Kafka, Secrets and ConfigMaps rendered from Terraform outputs
+	@echo ">> ca4-platform-setup: namespaces, Kafka and configuration"
+	scripts/platform_setup_ca4.sh
+
+.PHONY: ca4-deploy-edge
+ca4-deploy-edge: ## Processor API and Metadata Worker in namespace app
+	@echo ">> ca4-deploy-edge: Processor API and Metadata Worker"
+	scripts/deploy_edge_ca4.sh
+
+.PHONY: ca4-deploy-monitoring
+ca4-deploy-monitoring: ## Prometheus, Loki, log agent and Grafana in namespace monitoring
+	@echo ">> ca4-deploy-monitoring: Prometheus, Loki, Grafana"
+	scripts/deploy_monitoring_ca4.sh
+
+.PHONY: ca4-verify-preflight
+ca4-verify-preflight: $(VENV)/.bootstrapped ## live checks: outputs, tunnels, nodes, namespaces
+	@echo ">> ca4-verify-preflight: features/preflight.feature against the live cluster"
+	$(NOX) -s live -- $(CA4_FEATURES)/preflight.feature
+
+.PHONY: ca4-verify-kafka
+ca4-verify-kafka: $(VENV)/.bootstrapped ## live checks: brokers, topics, produce/consume
+	@echo ">> ca4-verify-kafka: features/kafka.feature against the live cluster"
+	$(NOX) -s live -- $(CA4_FEATURES)/kafka.feature
+
+.PHONY: ca4-verify-db
+ca4-verify-db: $(VENV)/.bootstrapped ## live checks: DocumentDB collections and documents
+	@echo ">> ca4-verify-db: features/db.feature against the live cluster"
+	$(NOX) -s live -- $(CA4_FEATURES)/db.feature
+
+.PHONY: ca4-verify-e2e
+ca4-verify-e2e: $(VENV)/.bootstrapped ## live end to end: public API -> Kafka -> worker -> DocumentDB + S3
+	@echo ">> ca4-verify-e2e: features/e2e.feature against the live cluster"
+	$(NOX) -s live -- $(CA4_FEATURES)/e2e.feature
+
+.PHONY: ca4-destroy
+ca4-destroy: ## destroy the AWS stack (Terraform asks unless FORCE=1)
+	@echo ">> ca4-destroy: terraform destroy in $(CA4_TF_DIR)"
+	$(MAKE) -C $(CA4_TF_DIR) destroy
+
+.PHONY: ca4-tunnels-up
+ca4-tunnels-up: ## SSH tunnels through the bastion: K3s API 16443, Kafka 19092+, Grafana 3000, Prometheus 19090
+	@echo ">> ca4-tunnels-up: SSH tunnels through the bastion"
+	scripts/tunnels_ca4.sh up
+
+.PHONY: ca4-tunnels-down
+ca4-tunnels-down: ## close the tunnels ca4-tunnels-up opened
+	scripts/tunnels_ca4.sh down
+
+.PHONY: ca4-tunnels-status
+ca4-tunnels-status: ## show which tunnels are up
+	scripts/tunnels_ca4.sh status
+
+.PHONY: ca4-image-build
+ca4-image-build: ## build the one image of the API and the worker
+	@echo ">> ca4-image-build: the services' image"
+	scripts/image_ca4.sh build
+
+.PHONY: ca4-image-load
+ca4-image-load: ## import the image into K3s on every edge node (docker save | ssh ... k3s ctr images import)
+	@echo ">> ca4-image-load: importing the image on the edge nodes"
+	scripts/image_ca4.sh load

@@ -6,14 +6,17 @@ uv.lock, into its own virtualenv (uv makes that a matter of seconds once cached)
 
 from __future__ import annotations
 
+import json
 import os
+import re
+from pathlib import Path
 
 import nox
 
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "unit", "integration", "local"]
+nox.options.sessions = ["lint", "unit", "integration", "local", "iac_scan", "iac_test"]
 
 PYTHON = "3.11"
 os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")  # use the machine's Python, never download one
@@ -109,3 +112,62 @@ def schema(session: nox.Session) -> None:
     install(session)
     with open("schemas/gpu-metadata-event.v1.schema.json", "w") as out:
         session.run("python", "-m", "ca4_events", "schema", stdout=out)
+
+
+# --- infrastructure (issue 4): checkov, the HCL tests, the diagrams ----------------------
+
+IAC_DIR = Path("ca4/terraform")
+IAC_REPORTS = Path("reports/iac")
+CHECKOV_SKIP = re.compile(r"#\s*checkov:skip=([A-Z0-9_]+):(.*)")
+
+
+def install_only(session: nox.Session, *groups: str) -> None:
+    """Sync only the given dependency groups from uv.lock into the session's venv, not the project."""
+    args = ["uv", "sync", "--frozen", "--no-default-groups", *(f"--only-group={g}" for g in groups)]
+    session.run_install(*args, env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location}, silent=True)
+
+
+@nox.session(python=PYTHON)
+def iac_scan(session: nox.Session) -> None:
+    """checkov over ca4/terraform, offline: zero failed checks, every skip inline with its reason."""
+    install_only(session, "checkov")
+    IAC_REPORTS.mkdir(parents=True, exist_ok=True)
+    report = IAC_REPORTS / "checkov.json"
+    # fails (exit 1) on any failed check; prints only failures and the summary
+    session.run(
+        "checkov", "-d", str(IAC_DIR), "--framework", "terraform",
+        "--skip-download", "--compact", "--quiet",
+        "-o", "cli", "-o", "json", "--output-file-path", f"console,{report}",
+        *session.posargs,
+        env={"SKIP_PACKAGE_UPDATE_CHECK": "true"},  # no version lookup: the scan stays offline
+    )  # fmt: skip
+    summary = json.loads(report.read_text())["summary"]
+    skips = [
+        f"  {m.group(1)} ({path}:{number}): {m.group(2).strip()}"
+        for path in sorted(IAC_DIR.rglob("*.tf"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if (m := CHECKOV_SKIP.search(line))
+    ]
+    session.log(
+        f"checkov {summary['checkov_version']}: {summary['passed']} passed, {summary['failed']} failed, "
+        f"{summary['skipped']} skipped (reasons inline in the code):\n" + "\n".join(skips)
+    )
+    if summary["skipped"] != len(skips) or summary["parsing_errors"]:
+        session.error(
+            f"checkov applied {summary['skipped']} skips (parsing errors: {summary['parsing_errors']}) but "
+            f"the code has {len(skips)} #checkov:skip comments: a skip is misplaced or a file did not parse"
+        )
+
+
+@nox.session(python=PYTHON)
+def iac_test(session: nox.Session) -> None:
+    """Static tests of ca4/terraform (python-hcl2), its Makefile run for real, the contract, the diagrams."""
+    install(session, "hcl", "test")  # test: the root conftest loads the stack fixtures
+    session.run("pytest", "tests/iac", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def diagrams(session: nox.Session) -> None:
+    """Render ca4/docs/*.puml to SVG with Debian's plantuml and graphviz (installed when missing)."""
+    session.run("bash", "ca4/docs/ensure_diagram_tools.sh", external=True)
+    session.run("python", "ca4/docs/render_diagrams.py", *session.posargs)

@@ -1,0 +1,136 @@
+"""ca4/MAKEFILE-CONTRACT.md and the root Makefile name the same ca4-* targets, and
+`make -n <target>` shows the delegation the contract documents."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+
+from tests.iac.terraform_model import REPO
+
+CONTRACT = REPO / "ca4" / "MAKEFILE-CONTRACT.md"
+MAKEFILE = REPO / "Makefile"
+
+# Every ca4-* target of the kit (DESIGN.md's lifecycle plus the tunnel and image helpers).
+KIT_TARGETS = frozenset(
+    {
+        "ca4-plan",
+        "ca4-apply",
+        "ca4-bootstrap-k3s",
+        "ca4-platform-setup",
+        "ca4-deploy-edge",
+        "ca4-deploy-monitoring",
+        "ca4-verify-preflight",
+        "ca4-verify-kafka",
+        "ca4-verify-db",
+        "ca4-verify-e2e",
+        "ca4-destroy",
+        "ca4-tunnels-up",
+        "ca4-tunnels-down",
+        "ca4-tunnels-status",
+        "ca4-image-build",
+        "ca4-image-load",
+    }
+)
+LIFECYCLE = (
+    "ca4-plan",
+    "ca4-apply",
+    "ca4-bootstrap-k3s",
+    "ca4-platform-setup",
+    "ca4-deploy-edge",
+    "ca4-deploy-monitoring",
+    "ca4-verify-preflight",
+    "ca4-destroy",
+)
+
+
+def contract_sections() -> dict[str, str]:
+    """``### `ca4-x` `` heading -> the text of its section."""
+    text = CONTRACT.read_text()
+    parts = re.split(r"^### `(ca4-[a-z0-9-]+)`\s*$", text, flags=re.MULTILINE)
+    return {parts[i]: parts[i + 1] for i in range(1, len(parts) - 1, 2)}
+
+
+def delegation(section: str) -> str:
+    """The command in a section's "Delegates to" row."""
+    m = re.search(r"^\|\s*Delegates to\s*\|\s*`([^`]+)`\s*\|", section, flags=re.MULTILINE)
+    assert m, f"expected a '| Delegates to | `command` |' row in:\n{section[:300]}"
+    return m.group(1)
+
+
+def makefile_targets() -> set[str]:
+    """ca4-* targets the root Makefile defines."""
+    return set(re.findall(r"^(ca4-[a-z0-9-]+)\s*:(?!=)", MAKEFILE.read_text(), flags=re.MULTILINE))
+
+
+SECTIONS = contract_sections()
+
+
+def test_contract_documents_every_target_of_the_kit() -> None:
+    """The contract covers the whole kit, including targets other issues implement."""
+    missing = sorted(KIT_TARGETS - set(SECTIONS))
+    extra = sorted(set(SECTIONS) - KIT_TARGETS)
+    assert not missing and not extra, f"contract: missing sections {missing}, unknown sections {extra}"
+
+
+def test_contract_and_makefile_name_the_same_targets() -> None:
+    """Both ways: no undocumented target, no documented target without a rule."""
+    in_makefile = makefile_targets()
+    only_contract = sorted(set(SECTIONS) - in_makefile)
+    only_makefile = sorted(in_makefile - set(SECTIONS))
+    assert not only_contract, f"documented in {CONTRACT.name} but missing from the Makefile: {only_contract}"
+    assert not only_makefile, f"in the Makefile but not documented in {CONTRACT.name}: {only_makefile}"
+
+
+def test_every_ca4_target_is_phony() -> None:
+    """A file called ca4-plan must never stop the target from running."""
+    phony = set(re.findall(r"^\.PHONY:\s*(.+)$", MAKEFILE.read_text(), flags=re.MULTILINE))
+    declared = {name for line in phony for name in line.split()}
+    missing = sorted(makefile_targets() - declared)
+    assert not missing, f"expected .PHONY for {missing}"
+
+
+def test_every_section_states_inputs_outputs_effects_idempotency_and_order() -> None:
+    """What a user needs to know before running a target."""
+    rows = ("Delegates to", "Needs", "Reads", "Writes", "Side effects", "Idempotency", "Order")
+    gaps = [
+        f"{target}: {row}"
+        for target, section in SECTIONS.items()
+        for row in rows
+        if not re.search(rf"^\|\s*{row}\s*\|\s*\S", section, flags=re.MULTILINE)
+    ]
+    assert not gaps, "expected every row in every section, missing:\n" + "\n".join(gaps)
+
+
+def test_contract_states_the_lifecycle_order() -> None:
+    """The lifecycle line lists the main targets in DESIGN.md's order."""
+    text = CONTRACT.read_text()
+    block = text[text.index("## Lifecycle") :]
+    positions = [block.find(target) for target in LIFECYCLE]
+    assert -1 not in positions and positions == sorted(positions), (
+        f"lifecycle order: found positions {positions}"
+    )
+
+
+@pytest.mark.parametrize("target", sorted(SECTIONS))
+def test_make_n_shows_the_documented_delegation(target: str) -> None:
+    """`make -n <target>` prints the command of the contract's "Delegates to" row."""
+    documented = delegation(SECTIONS[target])
+    # $(MAKE), $(NOX) ... expand to paths; match them as any word
+    pattern = r"\s+".join(
+        r"\S+" if re.fullmatch(r"\$\([A-Z_]+\)", word) else re.escape(word) for word in documented.split()
+    )
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-n", target],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, f"make -n {target}: exit {result.returncode}\n{result.stderr}"
+    assert re.search(rf"^{pattern}$", result.stdout, flags=re.MULTILINE), (
+        f"make -n {target}: expected a line matching {documented!r}, got:\n{result.stdout}"
+    )

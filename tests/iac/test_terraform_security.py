@@ -1,0 +1,447 @@
+"""The security model of DESIGN.md, checked in the HCL where checkov does not look:
+who may reach what, DocumentDB's placement and TLS, the buckets, the instances."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from tests.iac.terraform_model import ROOT, Block, TerraformTree, is_var
+
+WORLD = {"0.0.0.0/0", "::/0"}
+INGRESS = "aws_vpc_security_group_ingress_rule"
+EGRESS = "aws_vpc_security_group_egress_rule"
+
+
+def sg_name(expression: str) -> str:
+    """``${aws_security_group.nodes.id}`` -> ``nodes``."""
+    m = re.fullmatch(r"\$\{aws_security_group\.([a-z_]+)\.id\}", expression or "")
+    assert m, f"expected a reference to a security group of module security, found {expression!r}"
+    return m.group(1)
+
+
+def rule_instances(tf: TerraformTree, type_: str) -> list[dict[str, Any]]:
+    """Every instance of the security module's rules, with for_each and variables resolved."""
+    rules = []
+    for block in tf.resources(type_, module="security"):
+        for each, body in tf.expand(block):
+            rules.append(
+                {
+                    "address": block.address + (f'["{each[0]}"]' if each else ""),
+                    "group": sg_name(body["security_group_id"]),
+                    "protocol": str(tf.evaluate("security", body.get("ip_protocol"), each)),
+                    "from": int(tf.evaluate("security", body.get("from_port", -1), each)),
+                    "to": int(tf.evaluate("security", body.get("to_port", -1), each)),
+                    "cidr": tf.evaluate("security", body.get("cidr_ipv4"), each),
+                    "cidr6": tf.evaluate("security", body.get("cidr_ipv6"), each),
+                    "source_group": sg_name(body["referenced_security_group_id"])
+                    if "referenced_security_group_id" in body
+                    else None,
+                    "raw_cidr": body.get("cidr_ipv4"),
+                    "description": tf.evaluate("security", body.get("description"), each),
+                }
+            )
+    return rules
+
+
+def opens(rule: dict[str, Any], port: int) -> bool:
+    """True when the rule lets ``port`` through."""
+    return rule["protocol"] == "-1" or rule["from"] <= port <= rule["to"]
+
+
+@pytest.fixture(scope="module")
+def ingress(tf: TerraformTree) -> list[dict[str, Any]]:
+    """Every ingress rule instance."""
+    return rule_instances(tf, INGRESS)
+
+
+@pytest.fixture(scope="module")
+def egress(tf: TerraformTree) -> list[dict[str, Any]]:
+    """Every egress rule instance."""
+    return rule_instances(tf, EGRESS)
+
+
+# --- security groups ----------------------------------------------------------------------
+
+
+def test_rules_are_separate_resources_only(tf: TerraformTree) -> None:
+    """Inline ingress/egress blocks and legacy aws_security_group_rule would escape these tests."""
+    inline = [
+        g.address for g in tf.resources("aws_security_group") if "ingress" in g.body or "egress" in g.body
+    ]
+    legacy = [r.address for r in tf.resources("aws_security_group_rule")]
+    assert not inline and not legacy, f"expected only aws_vpc_security_group_*_rule, found {inline + legacy}"
+    elsewhere = [r.address for t in (INGRESS, EGRESS) for r in tf.resources(t) if r.module != "security"]
+    assert not elsewhere, f"expected every rule in module security, found {elsewhere}"
+
+
+def test_every_group_and_rule_is_described(tf: TerraformTree) -> None:
+    """A rule without a description cannot be reviewed."""
+    bad = [
+        r.address
+        for t in ("aws_security_group", INGRESS, EGRESS)
+        for r in tf.resources(t)
+        if len(str(r.body.get("description", "")).strip()) < 10
+    ]
+    assert not bad, f"expected a description on every security group and rule: {bad}"
+
+
+def test_descriptions_use_only_characters_ec2_accepts(
+    tf: TerraformTree, ingress: list[dict[str, Any]], egress: list[dict[str, Any]]
+) -> None:
+    """EC2 refuses security group and rule descriptions with other characters (an apostrophe fails apply)."""
+    allowed = re.compile(r"[A-Za-z0-9 ._\-:/()#,@\[\]+=&;{}!$*]{1,255}")
+    texts = [(g.address, g.body.get("description", "")) for g in tf.resources("aws_security_group")]
+    texts += [(r["address"], r["description"]) for r in ingress + egress]
+    bad = [f"{address}: {text!r}" for address, text in texts if not allowed.fullmatch(str(text))]
+    assert not bad, (
+        "expected descriptions EC2 accepts (a-z A-Z 0-9 space ._-:/()#,@[]+=&;{}!$*):\n" + "\n".join(bad)
+    )
+
+
+def test_ssh_only_from_my_ip_to_the_bastion_and_from_the_bastion_to_the_nodes(
+    tf: TerraformTree, ingress: list[dict[str, Any]]
+) -> None:
+    """Port 22: var.my_ip_cidr -> bastion, bastion -> nodes, nothing else."""
+    ssh = [r for r in ingress if opens(r, 22)]
+    found = sorted((r["group"], r["source_group"] or tf.to_root("security", r["raw_cidr"])) for r in ssh)
+    expected = [("bastion", "${var.my_ip_cidr}"), ("nodes", "bastion")]
+    assert found == expected, (
+        f"SSH ingress: expected {expected}, found {found} in {[r['address'] for r in ssh]}"
+    )
+
+
+def test_my_ip_cidr_cannot_be_the_world(tf: TerraformTree) -> None:
+    """The root variable has no default and its validation refuses anything wider than /16."""
+    variable = tf.variable(ROOT, "my_ip_cidr").body
+    assert "default" not in variable, f"my_ip_cidr: expected no default, found {variable.get('default')!r}"
+    conditions = " ".join(v["condition"] for v in variable.get("validation", []))
+    assert ">= 16" in conditions, (
+        f"my_ip_cidr: expected a validation of the prefix length, found {conditions!r}"
+    )
+
+
+def test_no_world_ingress_except_https_to_the_api_load_balancer(ingress: list[dict[str, Any]]) -> None:
+    """0.0.0.0/0 (or ::/0, or a variable defaulting to it) only on the load balancer's 443."""
+    world = [r for r in ingress if {r["cidr"], r["cidr6"]} & WORLD]
+    offending = [
+        r["address"]
+        for r in world
+        if not (r["group"] == "lb" and r["protocol"] == "tcp" and r["from"] == r["to"] == 443)
+    ]
+    assert not offending, (
+        f"expected no ingress from the internet except tcp/443 to the load balancer: {offending}"
+    )
+    assert world, "expected the API's public entry (tcp/443 from api_ingress_cidrs, 0.0.0.0/0 by default)"
+
+
+def test_nodes_accept_only_bastion_load_balancer_and_each_other(
+    tf: TerraformTree, ingress: list[dict[str, Any]]
+) -> None:
+    """Nodes: SSH and 6443 from the bastion, the API port from the load balancer, K3s ports between nodes."""
+    api_port = tf.root_default("${var.api_node_port}")
+    found = sorted(
+        (r["source_group"] or f"cidr {r['cidr']}", r["protocol"], r["from"], r["to"])
+        for r in ingress
+        if r["group"] == "nodes"
+    )
+    expected = sorted(
+        [
+            ("bastion", "tcp", 22, 22),
+            ("bastion", "tcp", 6443, 6443),
+            ("lb", "tcp", api_port, api_port),
+            ("nodes", "tcp", 6443, 6443),
+            ("nodes", "tcp", 10250, 10250),
+            ("nodes", "udp", 8472, 8472),
+        ]
+    )
+    assert found == expected, f"edge node ingress: expected {expected}, found {found}"
+
+
+def test_documentdb_accepts_27017_from_the_nodes_only(
+    ingress: list[dict[str, Any]], egress: list[dict[str, Any]]
+) -> None:
+    """The database answers the K3s nodes and nothing else, and opens no connection itself."""
+    found = [
+        (r["source_group"], r["cidr"], r["protocol"], r["from"], r["to"])
+        for r in ingress
+        if r["group"] == "db"
+    ]
+    assert found == [("nodes", None, "tcp", 27017, 27017)], (
+        f"DocumentDB ingress: expected 27017 from nodes, found {found}"
+    )
+    db_egress = [r["address"] for r in egress if r["group"] == "db"]
+    assert not db_egress, f"DocumentDB: expected no egress rule, found {db_egress}"
+
+
+def test_no_egress_opens_every_protocol_to_the_world(egress: list[dict[str, Any]]) -> None:
+    """Egress to the internet is per port (80/443), never protocol -1."""
+    wide = [r["address"] for r in egress if r["protocol"] == "-1"]
+    assert not wide, f"expected no all-protocol egress, found {wide}"
+
+
+def test_the_api_port_on_the_nodes_is_https_443_by_default(tf: TerraformTree) -> None:
+    """The load balancer re-encrypts to the nodes (Traefik websecure)."""
+    assert tf.root_default("${var.api_node_port}") == 443
+    target_group = tf.resource("edge_api", "aws_lb_target_group", "this").body
+    assert target_group["protocol"] == "HTTPS", (
+        f"target group: expected HTTPS, found {target_group['protocol']!r}"
+    )
+    assert target_group["health_check"][0]["protocol"] == "HTTPS"
+
+
+# --- the public entry ---------------------------------------------------------------------
+
+
+def test_the_api_is_served_only_over_tls_on_443(tf: TerraformTree) -> None:
+    """One listener, HTTPS on 443, TLS 1.2+ only; the load balancer drops malformed headers."""
+    listeners = tf.resources("aws_lb_listener")
+    summary = [
+        (li.address, li.body.get("port"), li.body.get("protocol"), li.body.get("ssl_policy"))
+        for li in listeners
+    ]
+    assert len(listeners) == 1, f"expected exactly one listener, found {summary}"
+    listener = listeners[0].body
+    assert listener["port"] == 443 and listener["protocol"] == "HTTPS", f"listener: found {summary}"
+    assert re.match(r"ELBSecurityPolicy-TLS13-1-[23]-", listener["ssl_policy"]), (
+        f"listener: weak TLS policy {summary}"
+    )
+    lb = tf.resource("edge_api", "aws_lb", "this").body
+    assert lb["internal"] is False and lb["drop_invalid_header_fields"] is True, f"aws_lb.this: found {lb}"
+    assert tf.to_root("edge_api", lb["subnets"]) == "${module.network.public_subnet_ids}"
+
+
+def test_the_api_has_a_waf_that_redacts_tokens(tf: TerraformTree) -> None:
+    """Rate limit and managed rules in front of the API; bearer tokens never reach the WAF logs."""
+    acl = tf.resource("edge_api", "aws_wafv2_web_acl", "this").body
+    names = {r["name"] for r in acl["rule"]}
+    assert {"rate-limit-per-ip", "aws-known-bad-inputs"} <= names, f"WAF rules: found {sorted(names)}"
+    logging = tf.resource("edge_api", "aws_wafv2_web_acl_logging_configuration", "this").body
+    redacted = logging["redacted_fields"][0]["single_header"][0]["name"]
+    assert redacted == "authorization", (
+        f"WAF logging: expected the authorization header redacted, found {redacted!r}"
+    )
+
+
+# --- DocumentDB ---------------------------------------------------------------------------
+
+
+def test_documentdb_lives_in_the_private_subnets(tf: TerraformTree) -> None:
+    """Subnet group <- module input <- network.private_subnet_ids <- aws_subnet.private, behind NAT."""
+    group = tf.resource("documentdb", "aws_docdb_subnet_group", "this").body
+    wired = tf.to_root("documentdb", group["subnet_ids"])
+    assert wired == "${module.network.private_subnet_ids}", (
+        f"DocumentDB subnet group: subnets come from {wired!r}"
+    )
+    module, value = tf.module_output(wired)
+    assert (module, value) == ("network", "${aws_subnet.private[*].id}"), f"{wired}: found {value!r}"
+    private = tf.resource("network", "aws_subnet", "private").body
+    assert private["map_public_ip_on_launch"] is False, "aws_subnet.private: expected no public IPs"
+    routes = [
+        r
+        for r in tf.resources("aws_route", module="network")
+        if "aws_route_table.private" in r.body["route_table_id"]
+    ]
+    assert routes and all("nat_gateway_id" in r.body and "gateway_id" not in r.body for r in routes), (
+        f"private route tables must reach the internet through NAT only, found {[r.body for r in routes]}"
+    )
+
+
+def test_documentdb_requires_tls(tf: TerraformTree) -> None:
+    """Parameter group docdb5.0 with tls=enabled by default, on a 5.0.0 cluster; tls cannot be disabled."""
+    group = tf.resource("documentdb", "aws_docdb_cluster_parameter_group", "this").body
+    assert group["family"] == "docdb5.0", (
+        f"parameter group: expected family docdb5.0, found {group['family']!r}"
+    )
+    tls = [p for p in group.get("parameter", []) if p["name"] == "tls"]
+    assert len(tls) == 1, f"parameter group: expected one tls parameter, found {group.get('parameter')}"
+    assert re.fullmatch(
+        r'\$\{lookup\(var\.cluster_parameters, "tls", "enabled"\)\}|enabled', tls[0]["value"]
+    ), f"tls parameter: expected enabled by default, found {tls[0]['value']!r}"
+    conditions = [v["condition"] for v in tf.variable(ROOT, "db_cluster_params").body["validation"]]
+    assert any('"tls"' in c and '!= "disabled"' in c for c in conditions), (
+        f"db_cluster_params: expected a validation refusing tls=disabled, found {conditions}"
+    )
+    cluster = tf.resource("documentdb", "aws_docdb_cluster", "this").body
+    assert cluster["engine_version"] == "5.0.0", (
+        f"cluster: expected engine 5.0.0, found {cluster['engine_version']!r}"
+    )
+    assert cluster["db_cluster_parameter_group_name"] == "${aws_docdb_cluster_parameter_group.this.name}"
+
+
+def test_documentdb_protection_encryption_and_backups(tf: TerraformTree) -> None:
+    """Deletion protection wired to a root variable defaulting to true; encrypted; 7+ days of backups."""
+    cluster = tf.resource("documentdb", "aws_docdb_cluster", "this").body
+    protection = tf.to_root("documentdb", cluster["deletion_protection"])
+    assert is_var(protection, "deletion_protection"), f"deletion_protection is wired to {protection!r}"
+    assert tf.root_default(protection) is True, "root variable deletion_protection: expected default true"
+    assert cluster["storage_encrypted"] is True and "kms_key_id" in cluster, (
+        "cluster: expected KMS-encrypted storage"
+    )
+    retention = tf.evaluate("documentdb", cluster["backup_retention_period"])
+    assert isinstance(retention, int) and retention >= 7, (
+        f"backup retention: expected >= 7 days, found {retention!r}"
+    )
+    conditions = " ".join(
+        v["condition"] for v in tf.variable(ROOT, "db_backup_retention_days").body["validation"]
+    )
+    assert ">= 7" in conditions, (
+        f"db_backup_retention_days: expected a validation of >= 7, found {conditions!r}"
+    )
+
+
+def test_documentdb_final_snapshot_name_is_unique_per_cluster(tf: TerraformTree) -> None:
+    """Destroy twice works: the final snapshot name carries a random suffix created with the cluster."""
+    cluster = tf.resource("documentdb", "aws_docdb_cluster", "this").body
+    assert cluster["skip_final_snapshot"] is False, "cluster: expected a final snapshot on destroy"
+    assert "random_id.final_snapshot" in cluster["final_snapshot_identifier"], (
+        f"final_snapshot_identifier: expected a random suffix, found {cluster['final_snapshot_identifier']!r}"
+    )
+    tf.resource("documentdb", "random_id", "final_snapshot")
+
+
+# --- S3 -----------------------------------------------------------------------------------
+
+
+def bucket_companion(tf: TerraformTree, bucket: Block, type_: str) -> dict[str, Any]:
+    """The configuration resource of ``type_`` attached to ``bucket`` (same module)."""
+    ref = f"${{aws_s3_bucket.{bucket.name}.id}}"
+    found = [r.body for r in tf.resources(type_, module=bucket.module) if r.body.get("bucket") == ref]
+    assert len(found) == 1, f"{bucket.address}: expected one {type_}, found {len(found)}"
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def buckets(tf: TerraformTree) -> list[Block]:
+    """Every bucket of the stack."""
+    found = tf.resources("aws_s3_bucket")
+    assert {b.module for b in found} == {"archive", "logs"}, (
+        f"expected the archive and logs buckets, found {found}"
+    )
+    return found
+
+
+def test_every_bucket_blocks_public_access(tf: TerraformTree, buckets: list[Block]) -> None:
+    """All four public access block settings on every bucket."""
+    for bucket in buckets:
+        block = bucket_companion(tf, bucket, "aws_s3_bucket_public_access_block")
+        settings = (
+            "block_public_acls",
+            "block_public_policy",
+            "ignore_public_acls",
+            "restrict_public_buckets",
+        )
+        off = [s for s in settings if block.get(s) is not True]
+        assert not off, f"{bucket.address}: expected all four public access blocks true, not set: {off}"
+
+
+def test_every_bucket_is_encrypted_versioned_owner_enforced_and_tls_only(
+    tf: TerraformTree, buckets: list[Block]
+) -> None:
+    """SSE, versioning, BucketOwnerEnforced and a policy denying plain HTTP on every bucket."""
+    for bucket in buckets:
+        sse = bucket_companion(tf, bucket, "aws_s3_bucket_server_side_encryption_configuration")
+        algorithm = sse["rule"][0]["apply_server_side_encryption_by_default"][0]["sse_algorithm"]
+        assert algorithm in ("aws:kms", "AES256"), f"{bucket.address}: SSE {algorithm!r}"
+        versioning = bucket_companion(tf, bucket, "aws_s3_bucket_versioning")
+        assert versioning["versioning_configuration"][0]["status"] == "Enabled", (
+            f"{bucket.address}: versioning"
+        )
+        ownership = bucket_companion(tf, bucket, "aws_s3_bucket_ownership_controls")
+        assert ownership["rule"][0]["object_ownership"] == "BucketOwnerEnforced", (
+            f"{bucket.address}: ownership"
+        )
+        policy = bucket_companion(tf, bucket, "aws_s3_bucket_policy")
+        assert policy["policy"] == "${data.aws_iam_policy_document.this.json}", f"{bucket.address}: policy"
+        document = next(
+            d for d in tf.blocks("data", "aws_iam_policy_document", bucket.module) if d.name == "this"
+        )
+        tls_only = [
+            s
+            for s in document.body["statement"]
+            if s.get("effect") == "Deny"
+            and any(
+                c["variable"] == "aws:SecureTransport" and c["values"] == ["false"]
+                for c in s.get("condition", [])
+            )
+        ]
+        assert tls_only, f"{bucket.address}: expected a Deny on aws:SecureTransport = false in its policy"
+
+
+def test_archive_is_kms_encrypted_and_ages_raw_and_enriched(tf: TerraformTree) -> None:
+    """The archive: SSE-KMS with the stack key, a lifecycle rule per prefix the worker writes."""
+    bucket = tf.resource("archive", "aws_s3_bucket", "this")
+    sse = bucket_companion(tf, bucket, "aws_s3_bucket_server_side_encryption_configuration")
+    assert sse["rule"][0]["apply_server_side_encryption_by_default"][0]["sse_algorithm"] == "aws:kms"
+    lifecycle = bucket_companion(tf, bucket, "aws_s3_bucket_lifecycle_configuration")
+    prefixes = {r["filter"][0].get("prefix") for r in lifecycle["rule"]}
+    expected = {"${var.prefix}raw/", "${var.prefix}enriched/"}
+    assert expected <= prefixes, f"archive lifecycle: expected rules for {expected}, found {prefixes}"
+    assert all("expiration" in r for r in lifecycle["rule"]), (
+        "archive lifecycle: every rule needs an expiration"
+    )
+
+
+# --- EC2 and IAM --------------------------------------------------------------------------
+
+
+def test_every_instance_requires_imdsv2_and_encrypts_its_root_volume(tf: TerraformTree) -> None:
+    """IMDSv2 (tokens required) and an encrypted root volume on the bastion and every edge node."""
+    instances = tf.resources("aws_instance") + tf.resources("aws_launch_template")
+    assert len(instances) >= 2, (
+        f"expected the bastion and the edge nodes, found {[i.address for i in instances]}"
+    )
+    for instance in instances:
+        metadata = instance.first("metadata_options")
+        assert metadata.get("http_tokens") == "required", (
+            f"{instance.address}: expected IMDSv2, found {metadata}"
+        )
+        assert metadata.get("http_endpoint") == "enabled", f"{instance.address}: found {metadata}"
+        hop_limit = tf.evaluate(instance.module, metadata.get("http_put_response_hop_limit"))
+        assert hop_limit in (1, 2), f"{instance.address}: hop limit {hop_limit!r}, expected 1 or 2"
+        root = instance.first("root_block_device")
+        assert root.get("encrypted") is True, (
+            f"{instance.address}: expected an encrypted root volume, found {root}"
+        )
+
+
+def test_bastion_is_public_and_nodes_are_private(tf: TerraformTree) -> None:
+    """Bastion in a public subnet (Elastic IP), edge nodes in the private subnets, no public IP on launch."""
+    calls = tf.module_calls
+    assert calls["bastion"].body["subnet_id"] == "${module.network.public_subnet_ids[0]}"
+    assert calls["edge_nodes"].body["subnet_ids"] == "${module.network.private_subnet_ids}"
+    for instance in tf.resources("aws_instance"):
+        assert instance.body.get("associate_public_ip_address") in (None, False), (
+            f"{instance.address}: public IP"
+        )
+
+
+def test_node_role_writes_only_the_archive_prefixes(tf: TerraformTree) -> None:
+    """The instance profile may put/delete under the archive's raw/ and enriched/ and list it, no more."""
+    document = next(
+        d for d in tf.blocks("data", "aws_iam_policy_document", "edge_nodes") if d.name == "archive"
+    )
+    statements = {s["sid"]: s for s in document.body["statement"]}
+    write = statements["WriteArchivePrefixes"]
+    assert set(write["actions"]) <= {"s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"}, write[
+        "actions"
+    ]
+    assert (
+        write["resources"] == '${[for p in var.archive_key_prefixes : "${var.archive_bucket_arn}/${p}*"]}'
+    ), f"WriteArchivePrefixes: expected the archive prefixes only, found {write['resources']!r}"
+    assert tf.module_calls["edge_nodes"].body["archive_key_prefixes"] == "${module.archive.key_prefixes}"
+    kinds = tf.modules["archive"].locals["kinds"]
+    assert kinds == ["raw", "enriched"], f"archive: expected the prefixes raw/ and enriched/, found {kinds}"
+    actions = [a for s in statements.values() for a in s["actions"]]
+    assert not [a for a in actions if "*" in a], f"node role: expected no wildcard actions, found {actions}"
+    assert set(statements) == {"WriteArchivePrefixes", "ListArchive", "EncryptArchiveObjects"}, sorted(
+        statements
+    )
+
+
+def test_kms_key_rotates(tf: TerraformTree) -> None:
+    """The stack's customer-managed key rotates yearly."""
+    key = tf.resource("kms", "aws_kms_key", "this").body
+    assert key["enable_key_rotation"] is True, f"aws_kms_key.this: expected rotation, found {key}"
