@@ -43,6 +43,15 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="Archive at the latest this long after the first held record."
     )
 
+    fleet_metrics_ttl_seconds: float = Field(
+        default=900.0, gt=0, description="Drop an accelerator's gauges when not seen for this long."
+    )
+    fleet_metrics_max_devices: int = Field(
+        default=1000,
+        ge=1,
+        description="At most this many accelerators in the fleet gauges (label cardinality).",
+    )
+
     worker_batch_max: int = Field(default=500, ge=1, le=10_000)
     worker_poll_timeout_ms: int = Field(default=500, ge=10, le=10_000)
     worker_http_host: str = Field(default="127.0.0.1", description="0.0.0.0 in a pod.")

@@ -39,6 +39,7 @@ from ca4_events.validation import field_errors, summarize
 from metadata_worker import metrics
 from metadata_worker.dlq import DeadLetterPublisher, Record
 from metadata_worker.errors import PoisonRecord, SinkUnavailable
+from metadata_worker.fleet import FleetGauges
 from metadata_worker.sinks.mongo import MongoSink
 from metadata_worker.sinks.s3 import ArchiveRange, S3Archive
 from metadata_worker.transform import KafkaCoords, enrich, latest_per_device
@@ -105,10 +106,12 @@ class BatchProcessor:
         db: MongoSink,
         dlq: DeadLetterPublisher,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        fleet: FleetGauges | None = None,
     ) -> None:
         self._db = db
         self._dlq = dlq
         self._clock = clock
+        self._fleet = fleet
 
     def prepare(self, records: Sequence[Record]) -> Batch:
         """Decode and enrich; poison records are set aside for the DLQ."""
@@ -152,7 +155,10 @@ class BatchProcessor:
                             "DatabaseRefused",
                         )
                     )
-            self._db.upsert_devices(latest_per_device([doc for _, doc in batch.good]))
+            devices = latest_per_device([doc for _, doc in batch.good])
+            self._db.upsert_devices(devices)
+            if self._fleet is not None:
+                self._fleet.update(devices)
             metrics.DB_WRITE_SECONDS.observe(time.perf_counter() - started)
             stored, duplicates = result.inserted, result.duplicates
             now = time.time()

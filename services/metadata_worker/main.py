@@ -12,11 +12,13 @@ import boto3
 from botocore.config import Config as BotoConfig
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
+from prometheus_client import REGISTRY
 
 from metadata_worker.config import Settings
 from metadata_worker.consumer import BatchProcessor, Health, PendingArchive, RebalanceListener, Worker
 from metadata_worker.dlq import DeadLetterPublisher
 from metadata_worker.errors import SinkUnavailable
+from metadata_worker.fleet import FleetGauges
 from metadata_worker.health import serve
 from metadata_worker.sinks.mongo import MongoSink, connect
 from metadata_worker.sinks.s3 import S3Archive
@@ -100,7 +102,9 @@ def run(settings: Settings, stop: threading.Event) -> int:
         )
         if producer is None or consumer is None:
             return 0
-        processor = BatchProcessor(sink, DeadLetterPublisher(producer, settings.kafka_dlq_topic))
+        fleet = FleetGauges(settings.fleet_metrics_ttl_seconds, settings.fleet_metrics_max_devices)
+        REGISTRY.register(fleet)
+        processor = BatchProcessor(sink, DeadLetterPublisher(producer, settings.kafka_dlq_topic), fleet=fleet)
         pending = (
             PendingArchive(archive, settings.archive_flush_records, settings.archive_flush_seconds)
             if archive is not None
