@@ -20,9 +20,11 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -35,9 +37,27 @@ MAX_TAGS = 64
 MAX_WORKLOAD_BYTES = 16 * 1024
 MAX_WORKLOAD_DEPTH = 8
 
+
+def _integral(value: Any) -> Any:
+    # JSON Schema counts 206.0 as an integer, so the API does too; 206.5, true and "206" stay refused
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _not_a_number(value: Any) -> Any:
+    # JSON carries timestamps and UUIDs as strings; a number here is a mistake, not a Unix time
+    # (producers in Python may pass datetime and UUID objects, which are fine)
+    if isinstance(value, int | float):
+        raise ValueError("must be a string (RFC 3339 for timestamps), not a number")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_integral)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
-_TAG_KEY = re.compile(r"^[A-Za-z0-9_:/-]{1,64}$")
+_TAG_KEY_PATTERN = r"^[A-Za-z0-9_:/-]{1,64}$"
+_TAG_KEY = re.compile(_TAG_KEY_PATTERN)
 
 
 def _tag_key(value: str) -> str:
@@ -48,20 +68,65 @@ def _tag_key(value: str) -> str:
     return value
 
 
-TagKey = Annotated[str, AfterValidator(_tag_key)]
+def _keyed_object(values: dict[str, Any], max_properties: int) -> dict[str, Any]:
+    """JSON Schema of a mapping whose keys follow the tag-key rule."""
+    return {
+        "type": "object",
+        "patternProperties": {_TAG_KEY_PATTERN: values},
+        "additionalProperties": False,
+        "maxProperties": max_properties,
+    }
+
+
+# the readable message comes from the validator; the published JSON Schema states the same rule
+TagKey = Annotated[
+    str, AfterValidator(_tag_key), WithJsonSchema({"type": "string", "pattern": _TAG_KEY_PATTERN})
+]
 TagValue = Annotated[str, StringConstraints(max_length=256)]
+Tags = Annotated[
+    dict[TagKey, TagValue], WithJsonSchema(_keyed_object({"type": "string", "maxLength": 256}, 64))
+]
+Frameworks = Annotated[
+    dict[TagKey, ShortText],
+    WithJsonSchema(_keyed_object({"type": "string", "minLength": 1, "maxLength": 128}, 16)),
+]
 Percent = Annotated[float, Field(ge=0, le=100)]
-Bytes = Annotated[int, Field(ge=0, le=2**63 - 1)]
-Counter = Annotated[int, Field(ge=0, le=2**63 - 1)]
+Bytes = Annotated[Int, Field(ge=0, le=2**63 - 1)]
+Counter = Annotated[Int, Field(ge=0, le=2**63 - 1)]
 Celsius = Annotated[float, Field(ge=-60, le=250)]
 Watts = Annotated[float, Field(ge=0, le=100_000)]
-MHz = Annotated[int, Field(ge=0, le=100_000)]
+MHz = Annotated[Int, Field(ge=0, le=100_000)]
+
+
+# keys a Mongo-compatible database accepts: not empty, no ".", no NUL, not starting with "$"
+_DB_KEY_PATTERN = r"^[^.$\u0000][^.\u0000]*$"
+
+
+def _workload_schema(depth: int = MAX_WORKLOAD_DEPTH) -> dict[str, Any]:
+    """JSON Schema of free-form workload data: any JSON, database-safe keys, at most ``depth`` deep.
+
+    JSON Schema cannot count nesting, so the depth is spelled out level by level; the
+    16 KiB size limit is enforced by the validator only.
+    """
+    scalar: dict[str, Any] = {"type": ["string", "number", "boolean", "null"]}
+    db_keys = {"pattern": _DB_KEY_PATTERN}
+    value = scalar
+    for _ in range(depth - 1):
+        value = {
+            "anyOf": [
+                scalar,
+                {"type": "array", "items": value},
+                {"type": "object", "propertyNames": db_keys, "additionalProperties": value},
+            ]
+        }
+    return {"type": "object", "propertyNames": db_keys, "additionalProperties": value}
 
 
 class _Model(BaseModel):
-    # Unknown fields are rejected so a typo ("utilisation_gpu_pct") is a named error,
-    # not a silently dropped value.
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+    # Unknown fields are rejected so a typo ("utilisation_gpu_pct") is a named error, not a
+    # silently dropped value. Strict: JSON's own types only, so false is not 0 and "5" is
+    # not 5; timestamps and UUIDs, which JSON can only carry as strings, are parsed from them.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True, strict=True)
 
 
 class Source(_Model):
@@ -77,13 +142,13 @@ class Source(_Model):
     )
     region: ShortText | None = None
     instance_type: ShortText | None = Field(default=None, examples=["a3-highgpu-1g"])
-    tags: dict[TagKey, TagValue] = Field(default_factory=dict, max_length=MAX_TAGS)
+    tags: Tags = Field(default_factory=dict, max_length=MAX_TAGS)
 
 
 class HostInfo(_Model):
     """The machine the accelerators are attached to."""
 
-    cpu_count: Annotated[int, Field(ge=1, le=65_536)] | None = None
+    cpu_count: Annotated[Int, Field(ge=1, le=65_536)] | None = None
     memory_total_bytes: Bytes | None = None
     os: Name | None = Field(default=None, examples=["Linux-6.8.0-x86_64-with-glibc2.35"])
     python_version: ShortText | None = Field(default=None, examples=["3.11.7"])
@@ -95,7 +160,7 @@ class Software(_Model):
     driver_version: ShortText | None = Field(default=None, examples=["580.159.04"])
     cuda_driver_version: ShortText | None = Field(default=None, examples=["13.0"])
     nvml_version: ShortText | None = Field(default=None, examples=["13.580.159.04"])
-    framework: dict[TagKey, ShortText] = Field(
+    framework: Frameworks = Field(
         default_factory=dict,
         max_length=16,
         description="Framework versions, e.g. {'torch': '2.11.0+cu130', 'jax': '0.6.0'}.",
@@ -105,16 +170,28 @@ class Software(_Model):
 class Process(_Model):
     """A process holding memory on the accelerator."""
 
-    pid: Annotated[int, Field(ge=0, le=2**31 - 1)]
+    pid: Annotated[Int, Field(ge=0, le=2**31 - 1)]
     name: Name | None = None
     used_memory_bytes: Bytes | None = None
+
+
+def _accelerator_schema(schema: dict[str, Any]) -> None:
+    """Publish what JSON Schema can say about ``unsupported``: only field names of this model.
+
+    That each listed field is null is checked by the model (a 422 naming the field); an
+    if/then per field would state it, but schema-driven generators (schemathesis) cannot
+    work with such a schema, so the rule lives in the description instead.
+    """
+    schema["properties"]["unsupported"]["items"] = {"enum": sorted(_reportable_fields())}
 
 
 class Accelerator(_Model):
     """One GPU or TPU device at the snapshot instant."""
 
+    model_config = ConfigDict(json_schema_extra=_accelerator_schema)
+
     kind: Literal["gpu", "tpu"]
-    index: Annotated[int, Field(ge=0, le=4096)]
+    index: Annotated[Int, Field(ge=0, le=4096)]
     uuid: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(
         description="Stable device id (NVML UUID for GPUs; host-qualified device id for TPUs).",
         examples=["GPU-bfb5ba6a-db8e-fc7b-5fdc-aeabcd37bce1"],
@@ -157,7 +234,7 @@ class Accelerator(_Model):
     clock_graphics_mhz: MHz | None = None
     clock_sm_max_mhz: MHz | None = None
     clock_memory_max_mhz: MHz | None = None
-    clock_event_reasons_mask: Annotated[int, Field(ge=0, le=2**64 - 1)] | None = Field(
+    clock_event_reasons_mask: Annotated[Int, Field(ge=0, le=2**64 - 1)] | None = Field(
         default=None,
         description="NVML clocks-event (throttle) reasons bit mask; 0x4 = software power cap.",
     )
@@ -173,22 +250,22 @@ class Accelerator(_Model):
     remapped_rows_failure: bool | None = None
 
     # PCIe
-    pcie_link_gen: Annotated[int, Field(ge=1, le=16)] | None = None
-    pcie_link_width: Annotated[int, Field(ge=1, le=64)] | None = None
+    pcie_link_gen: Annotated[Int, Field(ge=1, le=16)] | None = None
+    pcie_link_width: Annotated[Int, Field(ge=1, le=64)] | None = None
 
     processes: list[Process] = Field(default_factory=list, max_length=MAX_PROCESSES)
 
     # TPU (what JAX reports), in the same shape
     device_kind: ShortText | None = Field(default=None, examples=["TPU v5 lite"])
-    device_id: Annotated[int, Field(ge=0)] | None = None
-    coords: list[Annotated[int, Field(ge=0, le=65_536)]] | None = Field(default=None, max_length=4)
-    core_on_chip: Annotated[int, Field(ge=0, le=64)] | None = None
+    device_id: Annotated[Int, Field(ge=0)] | None = None
+    coords: list[Annotated[Int, Field(ge=0, le=65_536)]] | None = Field(default=None, max_length=4)
+    core_on_chip: Annotated[Int, Field(ge=0, le=64)] | None = None
     memory_peak_bytes: Bytes | None = None
 
     unsupported: list[ShortText] = Field(
         default_factory=list,
         max_length=128,
-        description="Names of fields this device could not report; each of them is null.",
+        description="Names of fields this device could not report; each listed field must be null.",
     )
 
     @model_validator(mode="after")
@@ -224,30 +301,28 @@ def _bad_key(value: Any, path: str = "workload") -> str | None:
     return None
 
 
-def _json_depth(value: Any, limit: int, depth: int = 1) -> int:
-    if depth > limit:
-        return depth
-    if isinstance(value, dict):
-        return max((_json_depth(v, limit, depth + 1) for v in value.values()), default=depth)
-    if isinstance(value, list):
-        return max((_json_depth(v, limit, depth + 1) for v in value), default=depth)
-    return depth
+def _json_depth(value: Any, limit: int) -> int:
+    """Nesting depth in containers (objects and arrays); scalars add nothing. Stops past ``limit``."""
+    if not isinstance(value, dict | list) or limit < 0:
+        return 0
+    children = value.values() if isinstance(value, dict) else value
+    return 1 + max((_json_depth(child, limit - 1) for child in children), default=0)
 
 
 class GpuMetadataEvent(_Model):
     """A snapshot of one host's accelerators (schema version 1)."""
 
-    schema_version: Literal[1] = Field(
+    schema_version: Annotated[Literal[1], BeforeValidator(_integral)] = Field(
         default=SCHEMA_VERSION, description="Version of this schema the producer speaks."
     )
-    event_id: UUID | None = Field(
+    event_id: Annotated[UUID, Field(strict=False), BeforeValidator(_not_a_number)] | None = Field(
         default=None,
         description=(
             "Idempotency key. Send the same id on a retry and the event is stored once; "
             "when absent, the API assigns a UUIDv7."
         ),
     )
-    collected_at: AwareDatetime = Field(
+    collected_at: Annotated[AwareDatetime, Field(strict=False), BeforeValidator(_not_a_number)] = Field(
         description="When the producer took the snapshot (RFC 3339 with a time zone)."
     )
     source: Source
@@ -256,9 +331,12 @@ class GpuMetadataEvent(_Model):
     accelerators: list[Accelerator] = Field(
         default_factory=list,
         max_length=MAX_ACCELERATORS,
-        description="Empty on a CPU-only runtime, which is still a valid event.",
+        description=(
+            "Empty on a CPU-only runtime, which is still a valid event. "
+            "Each accelerator's uuid appears once per snapshot."
+        ),
     )
-    workload: dict[str, Any] | None = Field(
+    workload: Annotated[dict[str, Any], WithJsonSchema(_workload_schema())] | None = Field(
         default=None,
         description="Free-form: what the producer was doing (job id, framework, model, step).",
     )

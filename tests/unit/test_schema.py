@@ -77,6 +77,19 @@ def test_the_same_accelerator_twice_in_one_snapshot_is_refused() -> None:
     assert "appears twice" in errors["(event)"]
 
 
+def test_workload_may_nest_exactly_the_limit() -> None:
+    deep: dict[str, Any] = {}
+    node = deep
+    for _ in range(MAX_WORKLOAD_DEPTH - 1):  # the workload object itself is the first level
+        node["x"] = {}
+        node = node["x"]
+    node["leaf"] = [1, 2]  # an array is a level too
+    with pytest.raises(ValidationError):
+        parse_event(minimal() | {"workload": deep})
+    node["leaf"] = 1
+    assert parse_event(minimal() | {"workload": deep}).workload == deep
+
+
 def test_workload_nesting_is_bounded() -> None:
     deep: dict[str, Any] = {}
     node = deep
@@ -103,6 +116,27 @@ def test_workload_nesting_is_bounded() -> None:
 def test_keys_the_database_would_refuse_are_refused_here(patch: dict[str, Any], field: str) -> None:
     errors = errors_of(minimal() | patch)
     assert field in errors, f"expected an error on {field}, got {errors}"
+
+
+@pytest.mark.parametrize(
+    ("patch", "field"),
+    [
+        ({"collected_at": 0}, "collected_at"),
+        ({"event_id": 7}, "event_id"),
+        ({"host": {"cpu_count": True}}, "host.cpu_count"),
+        ({"host": {"cpu_count": "8"}}, "host.cpu_count"),
+        ({"host": {"cpu_count": 8.5}}, "host.cpu_count"),
+        ({"schema_version": "1"}, "schema_version"),
+    ],
+    ids=["unix-time", "numeric-id", "bool-as-int", "string-as-int", "fraction-as-int", "string-version"],
+)
+def test_json_types_are_taken_strictly(patch: dict[str, Any], field: str) -> None:
+    assert field in errors_of(minimal() | patch)
+
+
+def test_integral_floats_count_as_integers_as_in_json_schema() -> None:
+    event = parse_event(minimal() | {"schema_version": 1.0, "host": {"cpu_count": 8.0}})
+    assert event.host is not None and event.host.cpu_count == 8 and isinstance(event.host.cpu_count, int)
 
 
 def test_summary_line_names_fields_and_counts_the_rest() -> None:
