@@ -151,7 +151,11 @@ class Process:
 
     def wait(self, timeout: float) -> int:
         """Exit code of a process this interpreter started, once it exits (``TimeoutExpired`` if not)."""
-        pid = self.pid()
+        # read the PID file, not pid(): a child that already died is a zombie, which pid() hides
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            pid = None
         child = _CHILDREN.get(pid) if pid is not None else None
         if child is None:
             raise StackError(f"{self.name} was not started by this process; its exit code is unknown")

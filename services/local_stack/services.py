@@ -39,13 +39,16 @@ def start_api(cfg: StackConfig) -> None:
         wait_until(lambda: http_ok(f"{cfg.api_url}/readyz"), 60, "processor-api", proc.log_file, proc)
 
 
-def start_worker(cfg: StackConfig) -> None:
-    """Start the worker and wait until it is ready (database reachable, consumer running)."""
+def start_worker(cfg: StackConfig, env_overrides: dict[str, str] | None = None) -> None:
+    """Start the worker and wait until it is ready (database reachable, consumer running).
+
+    ``env_overrides`` replace contract variables (fault-injection tests route S3 through a proxy).
+    """
     proc = worker_process(cfg)
     if proc.alive():
         print(f"metadata-worker already running (pid {proc.pid()}) on {cfg.worker_url}", flush=True)
         return
     require_free_port(cfg.worker_port, "CA4_LOCAL_WORKER_PORT")
     with step(f"starting Metadata Worker (probes on {cfg.worker_url})"):
-        proc.start([python(), "-m", "metadata_worker"], _env(cfg.worker_env()))
+        proc.start([python(), "-m", "metadata_worker"], _env({**cfg.worker_env(), **(env_overrides or {})}))
         wait_until(lambda: http_ok(f"{cfg.worker_url}/readyz"), 60, "metadata-worker", proc.log_file, proc)

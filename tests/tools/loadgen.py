@@ -1,0 +1,177 @@
+"""Load generator for the Processor API: its own process, loopback only, bounded in count and time.
+
+Sends ``--events`` real H200 snapshots (the capture's last load snapshot, each with its
+own event id, timestamp and sequence number) in requests of ``--batch`` events, with
+``--concurrency`` requests in flight, paced at ``--rate`` events per second (0: as fast as
+the API answers). It never retries: every request's outcome is recorded as it happened,
+one JSON line per request in ``--out``, so a reliability test can account for every id
+(sent, acknowledged, refused) and a benchmark can compute latencies. The summary is
+printed as one JSON object on stdout.
+
+    python -m tests.tools.loadgen --url http://127.0.0.1:8080 --token-file .ca4-local/api-token \\
+        --events 5000 --batch 10 --concurrency 4 --rate 1000 --run chaos-1 --out /tmp/results.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ca4_events.ids import uuid7
+
+TEMPLATE = Path(__file__).resolve().parents[1] / "fixtures" / "gpu" / "h200" / "nvml-series.json"
+KEYS = 8  # producer sessions per run: spreads the events over the topic's partitions
+
+
+def template_event(run: str) -> dict[str, Any]:
+    """The H200 load snapshot as an event body, tagged with the run id."""
+    from ca4_events.schema import Source  # noqa: PLC0415 - keeps --help fast
+    from ca4_producer.replay import events_from_nvml_series  # noqa: PLC0415
+
+    *_, event = events_from_nvml_series(
+        TEMPLATE, Source(provider="onprem", host="loadgen", tags={"run": run})
+    )
+    return dict(json.loads(event.model_dump_json(exclude_none=True)))
+
+
+class Pacer:
+    """Releases event ``i`` no earlier than ``start + i / rate``."""
+
+    def __init__(self, rate: float) -> None:
+        self._rate = rate
+        self._start = time.monotonic()
+
+    async def wait(self, i: int) -> None:
+        if self._rate > 0:
+            delay = self._start + i / self._rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Send everything; return the summary."""
+    token = args.token or Path(args.token_file).read_text().strip()
+    base = template_event(args.run)
+    out = open(args.out, "w") if args.out else None  # noqa: SIM115 - closed below, after the run
+    deadline = time.monotonic() + args.max_seconds
+    pacer = Pacer(args.rate)
+    queue: asyncio.Queue[tuple[int, list[dict[str, Any]]]] = asyncio.Queue()
+    for start in range(0, args.events, args.batch):
+        batch = []
+        for seq in range(start, min(start + args.batch, args.events)):
+            event = dict(base)
+            event["event_id"] = str(uuid7())
+            event["collected_at"] = dt.datetime.now(dt.UTC).isoformat()
+            event["source"] = {**base["source"], "session_id": f"{args.run}-{seq % KEYS}"}
+            event["workload"] = {"run": args.run, "seq": seq}
+            batch.append(event)
+        queue.put_nowait((start, batch))
+    statuses: dict[str, int] = {}
+    sent_events = acked = refused = 0
+    latencies: list[float] = []
+    started = time.monotonic()
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
+
+    async def one(client: httpx.AsyncClient, first: int, events: list[dict[str, Any]]) -> None:
+        nonlocal sent_events, acked, refused
+        await pacer.wait(first)
+        sent_events += len(events)
+        body = events[0] if args.batch == 1 else {"events": events}
+        ids = [e["event_id"] for e in events]
+        sent = time.monotonic()
+        line: dict[str, Any] = {"ids": ids, "t_sent": round(sent - started, 6)}
+        try:
+            resp = await client.post("/metadata", content=json.dumps(body), headers=headers)
+        except httpx.HTTPError as exc:
+            line |= {"status": None, "error": type(exc).__name__}
+        else:
+            line |= {"status": resp.status_code, "retry_after": resp.headers.get("Retry-After")}
+            if resp.status_code == 202:
+                line["acked"] = ids
+            elif resp.status_code == 207:
+                line["acked"] = [r["event_id"] for r in resp.json()["results"] if r["status"] == 202]
+        done = time.monotonic()
+        line["t_done"] = round(done - started, 6)
+        latencies.append(done - sent)
+        key = str(line["status"])
+        statuses[key] = statuses.get(key, 0) + 1
+        acked += len(line.get("acked", []))
+        refused += len(ids) - len(line.get("acked", []))
+        if out:
+            out.write(json.dumps(line) + "\n")
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while not queue.empty() and time.monotonic() < deadline:
+            first, events = queue.get_nowait()
+            await one(client, first, events)
+
+    async with httpx.AsyncClient(base_url=args.url, timeout=args.timeout, limits=limits) as client:
+        await asyncio.gather(*(worker(client) for _ in range(args.concurrency)))
+    if out:
+        out.close()
+    elapsed = time.monotonic() - started
+    latencies.sort()
+    return {
+        "run": args.run,
+        "events": args.events,
+        "sent": sent_events,
+        "acknowledged": acked,
+        "refused": refused,
+        "statuses": statuses,
+        "seconds": round(elapsed, 3),
+        "events_per_second": round(acked / elapsed, 1) if elapsed else 0.0,
+        "latency_ms_p50": round(statistics.median(latencies) * 1000, 2) if latencies else None,
+        "latency_ms_p99": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2)
+        if len(latencies) >= 100
+        else None,
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command line."""
+    p = argparse.ArgumentParser(
+        prog="python -m tests.tools.loadgen",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--url", required=True, help="API base URL (loopback)")
+    p.add_argument("--token", default="", help="bearer token (or --token-file)")
+    p.add_argument("--token-file", default=".ca4-local/api-token")
+    p.add_argument("--events", type=int, default=1000)
+    p.add_argument("--batch", type=int, default=1, help="events per request (1: single-event requests)")
+    p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--rate", type=float, default=0.0, help="events per second; 0 = unpaced")
+    p.add_argument(
+        "--run", default=f"load-{uuid.uuid4().hex[:8]}", help="tag source.tags.run and the sessions"
+    )
+    p.add_argument("--out", default="", help="JSON lines, one per request")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    p.add_argument("--max-seconds", type=float, default=600.0, help="stop sending after this long")
+    args = p.parse_args(argv)
+    host = httpx.URL(args.url).host
+    if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
+        p.error(f"--url must be a loopback address, not {host}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    summary = asyncio.run(run(parse_args(argv)))
+    json.dump(summary, sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
