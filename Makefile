@@ -31,7 +31,7 @@ bootstrap: $(VENV)/.bootstrapped ## create the tool venv (uv + nox)
 # --- tests -------------------------------------------------------------------------------
 
 # Debian packages the tests need (installed only when missing; CI runs as root)
-TEST_PACKAGES ?= prometheus
+TEST_PACKAGES ?= prometheus shellcheck openssh-server openssh-client sudo iproute2 openssl curl
 
 .PHONY: test-packages
 test-packages: ## install the Debian packages the tests need, if missing
@@ -40,7 +40,7 @@ test-packages: ## install the Debian packages the tests need, if missing
 .PHONY: test
 test: $(VENV)/.bootstrapped test-packages ## everything CI runs: lint, unit, integration and the Gherkin features locally
 	@echo ">> make test: lint, unit, integration tests and features (fixtures start Kafka, FerretDB, moto, Prometheus)"
-	$(NOX) -s lint unit integration local iac_scan iac_test
+	$(NOX) -s lint unit integration local iac_scan iac_test k8s k8s_scan ssh monitoring reliability
 
 .PHONY: lint
 lint: $(VENV)/.bootstrapped ## ruff + mypy
@@ -79,6 +79,14 @@ local-verify: $(VENV)/.bootstrapped test-packages ## every Gherkin feature again
 .PHONY: producer-bundle
 producer-bundle: $(VENV)/.bootstrapped ## build dist/ca4_producer.zip for the Colab notebook (prints its SHA-256)
 	$(NOX) -s bundle
+
+.PHONY: k8s
+k8s: $(VENV)/.bootstrapped test-packages ## Kubernetes manifests, rendering, scripts, monitoring and the SSH lab (no cluster)
+	$(NOX) -s k8s k8s_scan ssh monitoring
+
+.PHONY: chaos
+chaos: $(VENV)/.bootstrapped test-packages ## the full fault-injection set and deep fuzzing (minutes); reports/reliability.md
+	$(NOX) -s chaos
 
 .PHONY: diagrams
 diagrams: $(VENV)/.bootstrapped ## render ca4/docs/*.puml to SVG (plantuml + graphviz, installed when missing)

@@ -16,7 +16,19 @@ import nox
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "unit", "integration", "local", "iac_scan", "iac_test"]
+nox.options.sessions = [
+    "lint",
+    "unit",
+    "integration",
+    "local",
+    "iac_scan",
+    "iac_test",
+    "k8s",
+    "k8s_scan",
+    "ssh",
+    "monitoring",
+    "reliability",
+]
 
 PYTHON = "3.11"
 os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")  # use the machine's Python, never download one
@@ -171,3 +183,62 @@ def diagrams(session: nox.Session) -> None:
     """Render ca4/docs/*.puml to SVG with Debian's plantuml and graphviz (installed when missing)."""
     session.run("bash", "ca4/docs/ensure_diagram_tools.sh", external=True)
     session.run("python", "ca4/docs/render_diagrams.py", *session.posargs)
+
+
+# --- Kubernetes, SSH lab and monitoring (issues 5 and 6) ---------------------------------
+
+
+@nox.session(python=PYTHON)
+def k8s(session: nox.Session) -> None:
+    """Manifests, rendering and live scripts, statically: kubernetes-validate, the contract, shellcheck."""
+    install(session, "test", "k8s")
+    session.run("pytest", "tests/k8s", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def k8s_scan(session: nox.Session) -> None:
+    """checkov over the Kubernetes manifests and the Dockerfile, offline; skips inline with reasons."""
+    install_only(session, "checkov")
+    quiet = ["--skip-download", "--compact", "--quiet"]
+    env = {"SKIP_PACKAGE_UPDATE_CHECK": "true"}
+    dirs = ["-d", "manifests/platform", "-d", "manifests/app", "-d", "manifests/monitoring"]
+    session.run("checkov", *dirs, "--framework", "kubernetes", *quiet, env=env)
+    session.run("checkov", "-f", "Dockerfile", "--framework", "dockerfile", *quiet, env=env)
+
+
+@nox.session(python=PYTHON)
+def ssh(session: nox.Session) -> None:
+    """K3s bootstrap and tunnels over real SSH: sshd in network namespaces (root, Linux; skips otherwise)."""
+    install(session, "test", "k8s")
+    session.run("pytest", "tests/ssh", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def monitoring(session: nox.Session) -> None:
+    """Static checks of manifests/monitoring: promtool, dashboards, Loki/Alloy configs, kustomize build."""
+    install(session, "test", "k8s")
+    session.run("pytest", "tests/monitoring", *session.posargs)
+
+
+# --- reliability (issue 8) -----------------------------------------------------------------
+
+
+@nox.session(python=PYTHON)
+def reliability(session: nox.Session) -> None:
+    """Fault injection and hostile input at smoke scale (part of make test); reports/reliability.*."""
+    install(session, "test", "fuzz")
+    session.run("pytest", "tests/reliability", *session.posargs, env={"CA4_RELIABILITY_SCALE": "smoke"})
+
+
+@nox.session(python=PYTHON, default=False)
+def chaos(session: nox.Session) -> None:
+    """The full set: 5000-event streams, 3 worker kills, 10 s outages, 100 poison records, deep fuzzing."""
+    install(session, "test", "fuzz")
+    session.run(
+        "pytest",
+        "tests/reliability",
+        "-o",
+        "timeout=1800",
+        *session.posargs,
+        env={"CA4_RELIABILITY_SCALE": "full"},
+    )
