@@ -135,18 +135,24 @@ def flowed(local_stack: Stack, h200_dir: Path) -> Flowed:
     local_stack.wait_for_documents(ids, timeout=WAIT_S)
     local_stack.archived(set(ids), timeout=WAIT_S)
 
-    # Prometheus must have scraped the state the worker reports now, not an earlier one
+    # Prometheus must have scraped the state each service reports now, not an earlier one:
+    # "> 0" is not enough when an earlier test of the session already moved a counter
     worker = local_stack.cfg.worker_url
-    stored = local_stack.metric(worker, "ca4_worker_events_stored_total")
-    eventually(
-        f"Prometheus seeing ca4_worker_events_stored_total >= {stored}",
-        lambda: (scalar(base, 'sum(ca4_worker_events_stored_total{job="metadata-worker"})') or 0) >= stored,
-    )
+    for base_url, job, name, labels in (
+        (worker, prometheus.JOB_WORKER, "ca4_worker_events_stored_total", ""),
+        (worker, prometheus.JOB_WORKER, "ca4_worker_events_duplicate_total", ""),
+        (worker, prometheus.JOB_WORKER, "ca4_worker_archive_objects_total", 'kind="enriched"'),
+        (worker, prometheus.JOB_WORKER, "ca4_worker_archive_write_seconds_count", ""),
+        (api, prometheus.JOB_API, "ca4_api_events_rejected_total", ""),
+    ):
+        now = local_stack.metric(base_url, name, labels)
+        selector = ",".join(filter(None, [f'job="{job}"', labels]))
+        eventually(
+            f"Prometheus seeing {name}{{{labels}}} >= {now}",
+            lambda n=name, sel=selector, v=now: (scalar(base, f"sum({n}{{{sel}}})") or 0) >= v,
+        )
     for expr in (
         'sum(ca4_worker_events_dlq_total{job="metadata-worker"}) > 0',
-        'sum(ca4_worker_events_duplicate_total{job="metadata-worker"}) > 0',
-        'sum(ca4_worker_archive_objects_total{job="metadata-worker"}) > 0',
-        'sum(ca4_api_events_rejected_total{job="processor-api"}) > 0',
         "ca4:consumer_lag_records:sum",
     ):
         eventually(f"Prometheus answering {expr}", lambda e=expr: scalar(base, e) is not None)
