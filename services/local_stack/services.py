@@ -27,15 +27,15 @@ def _env(contract: dict[str, str]) -> dict[str, str]:
     return {**base, "PYTHONUNBUFFERED": "1", **contract}
 
 
-def start_api(cfg: StackConfig) -> None:
-    """Start the API and wait until it is ready (Kafka reachable)."""
+def start_api(cfg: StackConfig, env_overrides: dict[str, str] | None = None) -> None:
+    """Start the API and wait until it is ready (Kafka reachable); ``env_overrides`` as for the worker."""
     proc = api_process(cfg)
     if proc.alive():
         print(f"processor-api already running (pid {proc.pid()}) on {cfg.api_url}", flush=True)
         return
     require_free_port(cfg.api_port, "CA4_LOCAL_API_PORT")
     with step(f"starting Processor API on {cfg.api_url}"):
-        proc.start([python(), "-m", "processor_api"], _env(cfg.api_env()))
+        proc.start([python(), "-m", "processor_api"], _env({**cfg.api_env(), **(env_overrides or {})}))
         wait_until(lambda: http_ok(f"{cfg.api_url}/readyz"), 60, "processor-api", proc.log_file, proc)
 
 

@@ -111,9 +111,17 @@ def _openapi(app: FastAPI, max_batch: int) -> dict[str, Any]:
     return doc
 
 
+def _publisher_for(settings: Settings) -> Publisher:
+    if settings.kafka_client == "confluent-kafka":
+        from processor_api.publisher_confluent import ConfluentPublisher  # noqa: PLC0415 - optional
+
+        return ConfluentPublisher(settings)
+    return KafkaPublisher(settings)
+
+
 def create_app(settings: Settings, publisher: Publisher | None = None) -> FastAPI:
     """Build the API; pass ``publisher`` to replace Kafka (unit tests)."""
-    pub: Publisher = publisher if publisher is not None else KafkaPublisher(settings)
+    pub: Publisher = publisher if publisher is not None else _publisher_for(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

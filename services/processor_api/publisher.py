@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -69,6 +70,21 @@ class Publisher(Protocol):
 def _parse_hostport(server: str) -> tuple[str, int]:
     host, _, port = server.rpartition(":")
     return (host.strip("[]") or "127.0.0.1", int(port or 9092))
+
+
+async def probe_bootstrap(servers: Sequence[str], timeout_s: float = 1.0) -> bool:
+    """True when any bootstrap server accepts a TCP connection (how readiness is decided)."""
+    for server in servers:
+        host, port = _parse_hostport(server)
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
+        except (OSError, TimeoutError):
+            continue
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return True
+    return False
 
 
 class KafkaPublisher:
@@ -132,18 +148,7 @@ class KafkaPublisher:
                 log.exception("kafka probe failed")
 
     async def _probe_once(self) -> None:
-        reachable = False
-        for server in self._servers:
-            host, port = _parse_hostport(server)
-            try:
-                _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
-            except (OSError, TimeoutError):
-                continue
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-            reachable = True
-            break
+        reachable = await probe_bootstrap(self._servers)
         if reachable != self._reachable:
             log.info("kafka reachability changed", extra={"kafka_reachable": reachable})
         self._reachable = reachable
@@ -165,42 +170,55 @@ class KafkaPublisher:
         if not self._reachable or producer is None:
             raise KafkaUnavailable("no Kafka broker is reachable")
         loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[str | None]] = [loop.create_future() for _ in records]
+        all_settled: asyncio.Future[None] = loop.create_future()
+        outcomes: list[str | None] = ["pending"] * len(records)
+        remaining = [len(records)]
+        lock = threading.Lock()
 
-        def settle(fut: asyncio.Future[str | None], reason: str | None) -> None:
-            if not fut.done():
-                fut.set_result(reason)
+        def wake() -> None:
+            if not all_settled.done():
+                all_settled.set_result(None)
 
-        def on_ok(_: Any, fut: asyncio.Future[str | None]) -> None:
-            loop.call_soon_threadsafe(settle, fut, None)
+        def finished(index: int, reason: str | None) -> None:
+            # runs on the producer's I/O thread: record the outcome, and wake the event loop
+            # once per request (at the last outcome), not once per record
+            with lock:
+                outcomes[index] = reason
+                remaining[0] -= 1
+                last = remaining[0] == 0
+            if last:
+                loop.call_soon_threadsafe(wake)
 
-        def on_err(exc: BaseException, fut: asyncio.Future[str | None]) -> None:
-            loop.call_soon_threadsafe(settle, fut, type(exc).__name__)
+        def on_ok(_: Any, index: int) -> None:
+            finished(index, None)
 
-        def send_all() -> list[str | None]:
+        def on_err(exc: BaseException, index: int) -> None:
+            finished(index, type(exc).__name__)
+
+        def send_all() -> int:
             # producer.send only blocks when metadata is missing or the buffer is full
             # (max_block_ms), which is why this runs on a worker thread
-            refused: list[str | None] = []
-            for rec, fut in zip(records, futures, strict=True):
+            handed = 0
+            for index, rec in enumerate(records):
                 try:
                     kf = producer.send(self._topic, value=rec.value, key=rec.key, headers=rec.headers)
                 except KafkaError as exc:
-                    refused.append(type(exc).__name__)
+                    finished(index, type(exc).__name__)
                     continue
-                refused.append(None)
-                kf.add_callback(on_ok, fut=fut)
-                kf.add_errback(on_err, fut=fut)
-            return refused
+                handed += 1
+                kf.add_callback(on_ok, index=index)
+                kf.add_errback(on_err, index=index)
+            return handed
 
         started = time.perf_counter()
-        refused = await asyncio.to_thread(send_all)
-        for fut, reason in zip(futures, refused, strict=True):
-            if reason is not None:
-                settle(fut, reason)
-        if all(reason is not None for reason in refused):
-            raise KafkaUnavailable(f"no record could be handed to Kafka ({refused[0]})")
-        _done, pending = await asyncio.wait(futures, timeout=self._timeout_s + 2)
-        for fut in pending:
-            fut.set_result("AckTimeout")
+        handed = await asyncio.to_thread(send_all)
+        if handed == 0:
+            raise KafkaUnavailable(f"no record could be handed to Kafka ({outcomes[0]})")
+        try:
+            await asyncio.wait_for(asyncio.shield(all_settled), timeout=self._timeout_s + 2)
+        except TimeoutError:
+            with lock:  # whatever is still pending after the deadline was not acknowledged
+                outcomes[:] = ["AckTimeout" if o == "pending" else o for o in outcomes]
         metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
-        return [f.result() for f in futures]
+        with lock:
+            return list(outcomes)

@@ -15,6 +15,7 @@ from ca4_events.schema import GpuMetadataEvent
 from processor_api.app import create_app
 from processor_api.config import Settings
 from processor_api.publisher import KafkaUnavailable, OutRecord
+from processor_api.routes import _first_key
 
 TOKEN = "unit-test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
@@ -147,8 +148,9 @@ def test_an_invalid_event_gets_422_naming_the_field(
         (b"{not json", "not valid JSON"),
         (b"[" * 50_000, "not valid JSON"),
         (b"\xff\xfe", "not valid JSON"),
+        (b'{"collected_at": "2026-01-01T00:00:00Z", "x": NaN}', "not valid JSON"),
     ],
-    ids=["malformed", "deeply-nested", "not-utf8"],
+    ids=["malformed", "deeply-nested", "not-utf8", "nan-is-not-json"],
 )
 def test_bad_json_gets_400_not_a_stack_trace(client: TestClient, raw: bytes, fragment: str) -> None:
     resp = client.post("/metadata", content=raw, headers=AUTH)
@@ -287,3 +289,28 @@ def test_the_api_module_never_imports_a_database_client() -> None:
         assert "pymongo" not in text and "boto3" not in text, (
             f"{source.name}: the API never touches the DB or S3"
         )
+
+
+@pytest.mark.parametrize(
+    ("body", "key"),
+    [
+        (b'  {"events": []}', b'"events"'),
+        (b'{"collected_at": 1}', b'"collected_at"'),
+        (b"[1]", None),
+        (b"{}", None),
+    ],
+)
+def test_the_fast_path_recognises_a_batch_by_its_first_key(body: bytes, key: bytes | None) -> None:
+    assert _first_key(body) == key
+
+
+def test_a_batch_whose_events_key_is_not_first_still_gets_a_readable_answer(
+    client: TestClient, idle_event: GpuMetadataEvent
+) -> None:
+    resp = client.post(
+        "/metadata",
+        content=b'{"x": 1, "events": [' + idle_event.model_dump_json().encode() + b"]}",
+        headers=AUTH,
+    )
+    assert resp.status_code == 422
+    assert resp.json()["errors"][0]["field"] == "x"
