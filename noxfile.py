@@ -225,9 +225,11 @@ def monitoring(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def reliability(session: nox.Session) -> None:
-    """Fault injection and hostile input at smoke scale (part of make test); reports/reliability.*."""
+    """Fault injection, hostile input and a benchmark smoke run, at smoke scale (part of make test)."""
     install(session, "test", "fuzz")
-    session.run("pytest", "tests/reliability", *session.posargs, env={"CA4_RELIABILITY_SCALE": "smoke"})
+    session.run(
+        "pytest", "tests/reliability", "tests/bench", *session.posargs, env={"CA4_RELIABILITY_SCALE": "smoke"}
+    )
 
 
 @nox.session(python=PYTHON, default=False)
@@ -242,3 +244,13 @@ def chaos(session: nox.Session) -> None:
         *session.posargs,
         env={"CA4_RELIABILITY_SCALE": "full"},
     )
+
+
+# --- performance (issue 9) -------------------------------------------------------------------
+
+
+@nox.session(python=PYTHON, default=False)
+def bench(session: nox.Session) -> None:
+    """The benchmark against a fresh local stack: reports/bench.json and reports/bench.md."""
+    install(session, "test")
+    session.run("python", "-m", "tests.bench", *session.posargs)

@@ -44,10 +44,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark each test by its top folder: unit, integration, bdd or reliability."""
+    """Mark each test by its top folder: unit, integration, bdd, reliability or bench."""
     for item in items:
         kind = Path(str(item.fspath)).relative_to(TESTS).parts[0]
-        if kind in ("unit", "integration", "bdd", "reliability"):
+        if kind in ("unit", "integration", "bdd", "reliability", "bench"):
             item.add_marker(getattr(pytest.mark, kind))
         if kind == "unit":
             wanted = LIVE_FIXTURES & set(getattr(item, "fixturenames", ()))

@@ -65,7 +65,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     out = open(args.out, "w") if args.out else None  # noqa: SIM115 - closed below, after the run
     deadline = time.monotonic() + args.max_seconds
     pacer = Pacer(args.rate)
-    queue: asyncio.Queue[tuple[int, list[dict[str, Any]]]] = asyncio.Queue()
+    # bodies are serialized before the clock starts: the generator shares the machine with the
+    # API and must not spend the measured time building JSON
+    queue: asyncio.Queue[tuple[int, list[str], bytes]] = asyncio.Queue()
     for start in range(0, args.events, args.batch):
         batch = []
         for seq in range(start, min(start + args.batch, args.events)):
@@ -75,7 +77,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             event["source"] = {**base["source"], "session_id": f"{args.run}-{seq % KEYS}"}
             event["workload"] = {"run": args.run, "seq": seq}
             batch.append(event)
-        queue.put_nowait((start, batch))
+        body = batch[0] if args.batch == 1 else {"events": batch}
+        queue.put_nowait((start, [e["event_id"] for e in batch], json.dumps(body).encode()))
     statuses: dict[str, int] = {}
     sent_events = acked = refused = 0
     latencies: list[float] = []
@@ -83,16 +86,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
 
-    async def one(client: httpx.AsyncClient, first: int, events: list[dict[str, Any]]) -> None:
+    async def one(client: httpx.AsyncClient, first: int, ids: list[str], body: bytes) -> None:
         nonlocal sent_events, acked, refused
         await pacer.wait(first)
-        sent_events += len(events)
-        body = events[0] if args.batch == 1 else {"events": events}
-        ids = [e["event_id"] for e in events]
+        sent_events += len(ids)
         sent = time.monotonic()
         line: dict[str, Any] = {"ids": ids, "t_sent": round(sent - started, 6)}
         try:
-            resp = await client.post("/metadata", content=json.dumps(body), headers=headers)
+            resp = await client.post("/metadata", content=body, headers=headers)
         except httpx.HTTPError as exc:
             line |= {"status": None, "error": type(exc).__name__}
         else:
@@ -103,6 +104,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 line["acked"] = [r["event_id"] for r in resp.json()["results"] if r["status"] == 202]
         done = time.monotonic()
         line["t_done"] = round(done - started, 6)
+        line["wall_done"] = time.time()  # end-to-end latency is measured against this
         latencies.append(done - sent)
         key = str(line["status"])
         statuses[key] = statuses.get(key, 0) + 1
@@ -110,11 +112,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         refused += len(ids) - len(line.get("acked", []))
         if out:
             out.write(json.dumps(line) + "\n")
+            out.flush()  # a latency prober tails this file while the run goes on
 
     async def worker(client: httpx.AsyncClient) -> None:
         while not queue.empty() and time.monotonic() < deadline:
-            first, events = queue.get_nowait()
-            await one(client, first, events)
+            first, ids, body = queue.get_nowait()
+            await one(client, first, ids, body)
 
     async with httpx.AsyncClient(base_url=args.url, timeout=args.timeout, limits=limits) as client:
         await asyncio.gather(*(worker(client) for _ in range(args.concurrency)))
