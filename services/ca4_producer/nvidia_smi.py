@@ -181,81 +181,52 @@ _SPECS: tuple[_Spec, ...] = (
 
 # ECC counters are printed per memory kind; the event carries their sum. Each entry lists
 # layouts (driver 535+ SRAM/DRAM split, then the older single/double-bit totals); the first
-# layout with any element present is summed.
-_ECC_XML = {
-    kind: (
-        tuple(f"ecc_errors/{scope}/{p}" for p in parts),
-        (f"ecc_errors/{scope}/{legacy}/total",),
-    )
-    for kind, scope, parts, legacy in (
-        ("ecc_errors_corrected_volatile", "volatile", ("sram_correctable", "dram_correctable"), "single_bit"),
-        (
-            "ecc_errors_uncorrected_volatile",
-            "volatile",
-            (
-                "sram_uncorrectable_parity",
-                "sram_uncorrectable_secded",
-                "sram_uncorrectable",
-                "dram_uncorrectable",
-            ),
-            "double_bit",
-        ),
-        (
-            "ecc_errors_corrected_aggregate",
-            "aggregate",
-            ("sram_correctable", "dram_correctable"),
-            "single_bit",
-        ),
-        (
-            "ecc_errors_uncorrected_aggregate",
-            "aggregate",
-            (
-                "sram_uncorrectable_parity",
-                "sram_uncorrectable_secded",
-                "sram_uncorrectable",
-                "dram_uncorrectable",
-            ),
-            "double_bit",
-        ),
-    )
+# layout with any element present is summed. Names are XML element names; the text format
+# prints the same elements under the titles in _ECC_TEXT_NAMES.
+_CORRECTABLE = ("sram_correctable", "dram_correctable")
+_UNCORRECTABLE = (
+    "sram_uncorrectable_parity",
+    "sram_uncorrectable_secded",
+    "sram_uncorrectable",
+    "dram_uncorrectable",
+)
+_ECC_KINDS = (
+    ("ecc_errors_corrected_volatile", "volatile", _CORRECTABLE, "single_bit"),
+    ("ecc_errors_uncorrected_volatile", "volatile", _UNCORRECTABLE, "double_bit"),
+    ("ecc_errors_corrected_aggregate", "aggregate", _CORRECTABLE, "single_bit"),
+    ("ecc_errors_uncorrected_aggregate", "aggregate", _UNCORRECTABLE, "double_bit"),
+)
+_ECC_TEXT_NAMES = {
+    "ecc_errors": "ECC Errors",
+    "volatile": "Volatile",
+    "aggregate": "Aggregate",
+    "sram_correctable": "SRAM Correctable",
+    "dram_correctable": "DRAM Correctable",
+    "sram_uncorrectable_parity": "SRAM Uncorrectable Parity",
+    "sram_uncorrectable_secded": "SRAM Uncorrectable SEC-DED",
+    "sram_uncorrectable": "SRAM Uncorrectable",
+    "dram_uncorrectable": "DRAM Uncorrectable",
+    "single_bit": "Single Bit",
+    "double_bit": "Double Bit",
+    "total": "Total",
 }
-_ECC_TEXT = {
-    kind: (
-        tuple(f"ECC Errors/{scope}/{p}" for p in parts),
-        (f"ECC Errors/{scope}/{legacy}/Total",),
-    )
-    for kind, scope, parts, legacy in (
-        ("ecc_errors_corrected_volatile", "Volatile", ("SRAM Correctable", "DRAM Correctable"), "Single Bit"),
-        (
-            "ecc_errors_uncorrected_volatile",
-            "Volatile",
-            (
-                "SRAM Uncorrectable Parity",
-                "SRAM Uncorrectable SEC-DED",
-                "SRAM Uncorrectable",
-                "DRAM Uncorrectable",
-            ),
-            "Double Bit",
-        ),
-        (
-            "ecc_errors_corrected_aggregate",
-            "Aggregate",
-            ("SRAM Correctable", "DRAM Correctable"),
-            "Single Bit",
-        ),
-        (
-            "ecc_errors_uncorrected_aggregate",
-            "Aggregate",
-            (
-                "SRAM Uncorrectable Parity",
-                "SRAM Uncorrectable SEC-DED",
-                "SRAM Uncorrectable",
-                "DRAM Uncorrectable",
-            ),
-            "Double Bit",
-        ),
-    )
-}
+
+
+def _ecc_layouts(text: bool) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    def path(*parts: str) -> str:
+        return "/".join(_ECC_TEXT_NAMES[p] if text else p for p in parts)
+
+    return {
+        field: (
+            tuple(path("ecc_errors", scope, part) for part in parts),
+            (path("ecc_errors", scope, legacy, "total"),),
+        )
+        for field, scope, parts, legacy in _ECC_KINDS
+    }
+
+
+_ECC_XML = _ecc_layouts(text=False)
+_ECC_TEXT = _ecc_layouts(text=True)
 
 
 def _put(r: FieldReader, field: str, raw: str | None, convert: Callable[[str], Any]) -> None:

@@ -45,6 +45,48 @@ class KafkaUnavailable(Exception):
     """No broker is reachable: nothing was published."""
 
 
+class AckTracker:
+    """The outcomes of one publish request, settled from a producer thread.
+
+    Per record ``None`` (acked) or a failure reason. The event loop is woken once, when
+    the last record is settled, not once per record; whatever is still pending when the
+    wait times out becomes ``"AckTimeout"``.
+    """
+
+    def __init__(self, count: int) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._all_settled: asyncio.Future[None] = self._loop.create_future()
+        self._outcomes: list[str | None] = ["pending"] * count
+        self._remaining = count
+        self._lock = threading.Lock()
+
+    def settle(self, index: int, reason: str | None) -> None:
+        """Record one outcome (safe from any thread)."""
+        with self._lock:
+            self._outcomes[index] = reason
+            self._remaining -= 1
+            last = self._remaining == 0
+        if last:
+            self._loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        if not self._all_settled.done():
+            self._all_settled.set_result(None)
+
+    def first(self) -> str | None:
+        """The first record's outcome so far."""
+        with self._lock:
+            return self._outcomes[0]
+
+    async def wait(self, timeout_s: float) -> list[str | None]:
+        """Wait until every record is settled or ``timeout_s`` passed; the outcomes."""
+        await asyncio.wait([self._all_settled], timeout=timeout_s)
+        with self._lock:
+            if self._remaining:
+                self._outcomes = ["AckTimeout" if o == "pending" else o for o in self._outcomes]
+            return list(self._outcomes)
+
+
 class Publisher(Protocol):
     """What the routes need from a publisher (a fake one serves the unit tests)."""
 
@@ -169,31 +211,13 @@ class KafkaPublisher:
         producer = self._producer
         if not self._reachable or producer is None:
             raise KafkaUnavailable("no Kafka broker is reachable")
-        loop = asyncio.get_running_loop()
-        all_settled: asyncio.Future[None] = loop.create_future()
-        outcomes: list[str | None] = ["pending"] * len(records)
-        remaining = [len(records)]
-        lock = threading.Lock()
-
-        def wake() -> None:
-            if not all_settled.done():
-                all_settled.set_result(None)
-
-        def finished(index: int, reason: str | None) -> None:
-            # runs on the producer's I/O thread: record the outcome, and wake the event loop
-            # once per request (at the last outcome), not once per record
-            with lock:
-                outcomes[index] = reason
-                remaining[0] -= 1
-                last = remaining[0] == 0
-            if last:
-                loop.call_soon_threadsafe(wake)
+        acks = AckTracker(len(records))
 
         def on_ok(_: Any, index: int) -> None:
-            finished(index, None)
+            acks.settle(index, None)
 
         def on_err(exc: BaseException, index: int) -> None:
-            finished(index, type(exc).__name__)
+            acks.settle(index, type(exc).__name__)
 
         def send_all() -> int:
             # producer.send only blocks when metadata is missing or the buffer is full
@@ -203,7 +227,7 @@ class KafkaPublisher:
                 try:
                     kf = producer.send(self._topic, value=rec.value, key=rec.key, headers=rec.headers)
                 except KafkaError as exc:
-                    finished(index, type(exc).__name__)
+                    acks.settle(index, type(exc).__name__)
                     continue
                 handed += 1
                 kf.add_callback(on_ok, index=index)
@@ -213,12 +237,7 @@ class KafkaPublisher:
         started = time.perf_counter()
         handed = await asyncio.to_thread(send_all)
         if handed == 0:
-            raise KafkaUnavailable(f"no record could be handed to Kafka ({outcomes[0]})")
-        try:
-            await asyncio.wait_for(asyncio.shield(all_settled), timeout=self._timeout_s + 2)
-        except TimeoutError:
-            with lock:  # whatever is still pending after the deadline was not acknowledged
-                outcomes[:] = ["AckTimeout" if o == "pending" else o for o in outcomes]
+            raise KafkaUnavailable(f"no record could be handed to Kafka ({acks.first()})")
+        outcomes = await acks.wait(self._timeout_s + 2)
         metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
-        with lock:
-            return list(outcomes)
+        return outcomes

@@ -19,7 +19,7 @@ from typing import Any
 
 from processor_api import metrics
 from processor_api.config import Settings
-from processor_api.publisher import KafkaUnavailable, OutRecord, probe_bootstrap
+from processor_api.publisher import AckTracker, KafkaUnavailable, OutRecord, probe_bootstrap
 
 log = logging.getLogger(__name__)
 
@@ -107,31 +107,14 @@ class ConfluentPublisher:
         if not self._reachable:
             raise KafkaUnavailable("no Kafka broker is reachable")
         self._replace_if_fatal()
-        loop = asyncio.get_running_loop()
-        all_settled: asyncio.Future[None] = loop.create_future()
-        outcomes: list[str | None] = ["pending"] * len(records)
-        remaining = [len(records)]
-        lock = threading.Lock()
-
-        def wake() -> None:
-            if not all_settled.done():
-                all_settled.set_result(None)
-
-        def finished(index: int, reason: str | None) -> None:
-            with lock:
-                outcomes[index] = reason
-                remaining[0] -= 1
-                last = remaining[0] == 0
-            if last:
-                loop.call_soon_threadsafe(wake)
-
+        acks = AckTracker(len(records))
         started = time.perf_counter()
         for index, rec in enumerate(records):
 
             def report(err: Any, _msg: Any, index: int = index) -> None:
                 if err is not None and err.fatal():
                     self._fatal = True
-                finished(index, None if err is None else str(err.name()))
+                acks.settle(index, None if err is None else str(err.name()))
 
             headers: list[tuple[str, str | bytes | None]] = list(rec.headers)
             try:
@@ -139,12 +122,8 @@ class ConfluentPublisher:
                     self._topic, value=rec.value, key=rec.key, headers=headers, on_delivery=report
                 )
             except BufferError:
-                finished(index, "QueueFull")
-        await asyncio.wait([all_settled], timeout=self._timeout_s + 2)
-        with lock:
-            if remaining[0]:
-                outcomes[:] = ["AckTimeout" if o == "pending" else o for o in outcomes]
-            result = list(outcomes)
+                acks.settle(index, "QueueFull")
+        result = await acks.wait(self._timeout_s + 2)
         metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
         if all(r is not None for r in result) and all(r == "QueueFull" for r in result):
             raise KafkaUnavailable("the producer queue is full")
