@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from pymongo import MongoClient
 from pymongo.database import Database
@@ -126,3 +127,18 @@ class Stack:
 def to_body(event: GpuMetadataEvent) -> dict[str, Any]:
     """An event as a producer sends it."""
     return dict(json.loads(event.model_dump_json(exclude_none=True)))
+
+
+def wait_status(url: str, status: int, timeout: float) -> None:
+    """Poll ``url`` until it answers ``status``; fail naming the last answer seen."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = httpx.get(url, timeout=2).status_code
+        except httpx.TransportError:
+            last = None
+        if last == status:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{url} answered {last}, expected {status} within {timeout:.0f} s")

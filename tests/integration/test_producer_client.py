@@ -7,11 +7,9 @@ back, so the retry is deterministic, with no race against a timer.
 
 from __future__ import annotations
 
-import time
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 
 from ca4_events import names
@@ -21,21 +19,7 @@ from ca4_producer.collector import Collector
 from ca4_producer.sampler import BatchSender, sample
 from local_stack import kafka
 from processor_api.config import Settings
-from tests.integration.support import Stack
-
-
-def _wait_status(url: str, status: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = httpx.get(url, timeout=2).status_code
-        except httpx.TransportError:
-            last = None
-        if last == status:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{url} answered {last}, expected {status} within {timeout:.0f} s")
+from tests.integration.support import Stack, wait_status
 
 
 def _no_secrets(name: str) -> None:
@@ -56,11 +40,11 @@ def test_a_503_then_success_stores_exactly_one_document(
         if not restarted:
             kafka.start(cfg)
             restarted.append(True)
-            _wait_status(f"{cfg.api_url}/readyz", 200, timeout=60)
+            wait_status(f"{cfg.api_url}/readyz", 200, timeout=60)
 
     assert kafka.stop(cfg), "kafka should have been running"
     try:
-        _wait_status(f"{cfg.api_url}/readyz", 503, timeout=15)
+        wait_status(f"{cfg.api_url}/readyz", 503, timeout=15)
         with Ca4Client(
             cfg.api_url,
             local_stack.token,
@@ -90,7 +74,7 @@ def test_a_503_then_success_stores_exactly_one_document(
     assert stored == 2, (
         f"ca4.gpu_metadata holds {stored} documents of session {session}; expected the event and the sentinel"
     )
-    _wait_status(f"{cfg.worker_url}/readyz", 200, timeout=30)
+    wait_status(f"{cfg.worker_url}/readyz", 200, timeout=30)
 
 
 def test_a_wrong_token_is_refused_at_once_with_a_readable_message(
