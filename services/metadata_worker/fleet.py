@@ -25,31 +25,37 @@ from prometheus_client.registry import Collector
 LABELS = ("uuid", "name", "host")
 MAX_LABEL_LENGTH = 128
 
+
+def _last(field: str) -> Callable[[dict[str, Any]], float | None]:
+    """Read ``field`` of the device's last snapshot."""
+    return lambda state: state["last"].get(field)
+
+
 # metric name -> (help, how to read the value from a gpu_devices state)
 GAUGES: dict[str, tuple[str, Callable[[dict[str, Any]], float | None]]] = {
     "ca4_accelerator_utilization_gpu_pct": (
         "GPU utilization in percent at the last snapshot.",
-        lambda s: s["last"].get("utilization_gpu_pct"),
+        _last("utilization_gpu_pct"),
     ),
     "ca4_accelerator_memory_used_bytes": (
         "Accelerator memory in use at the last snapshot.",
-        lambda s: s["last"].get("memory_used_bytes"),
+        _last("memory_used_bytes"),
     ),
     "ca4_accelerator_memory_total_bytes": (
         "Accelerator memory in total.",
-        lambda s: s["last"].get("memory_total_bytes"),
+        _last("memory_total_bytes"),
     ),
     "ca4_accelerator_temperature_gpu_c": (
         "GPU temperature in degrees Celsius at the last snapshot.",
-        lambda s: s["last"].get("temperature_gpu_c"),
+        _last("temperature_gpu_c"),
     ),
     "ca4_accelerator_power_draw_w": (
         "Power draw in watts at the last snapshot.",
-        lambda s: s["last"].get("power_draw_w"),
+        _last("power_draw_w"),
     ),
     "ca4_accelerator_power_limit_w": (
         "Enforced power limit in watts.",
-        lambda s: s["last"].get("power_limit_w"),
+        _last("power_limit_w"),
     ),
     "ca4_accelerator_healthy": (
         "1 when no health flag is raised (thermal, hardware slowdown, ECC, row remap), else 0.",
