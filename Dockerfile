@@ -18,13 +18,8 @@ ENV UV_COMPILE_BYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN pip install --no-cache-dir "uv==${UV_VERSION}"
 WORKDIR /src
-# the dependency layer changes only with the lock file
-COPY pyproject.toml uv.lock README.md ./
-RUN uv sync --frozen --no-default-groups --no-install-project
-COPY services ./services
-RUN uv sync --frozen --no-default-groups --no-editable
-
-# DocumentDB's TLS CA bundle. Terraform's mongo_uri names it relatively
+# DocumentDB's TLS CA bundle, fetched before the code is copied so a code change reuses
+# this layer. Terraform's mongo_uri names it relatively
 # (tlsCAFile=global-bundle.pem), so it lives in the runtime WORKDIR, where every container
 # of this image starts, the verification toolbox Job included. Pass
 # DOCUMENTDB_CA_BUNDLE_SHA256 to pin the bundle's content as well.
@@ -32,6 +27,12 @@ ARG DOCUMENTDB_CA_BUNDLE_URL=https://truststore.pki.rds.amazonaws.com/global/glo
 ARG DOCUMENTDB_CA_BUNDLE_SHA256=""
 COPY scripts/lib/fetch_ca_bundle.py /tmp/fetch_ca_bundle.py
 RUN python /tmp/fetch_ca_bundle.py "${DOCUMENTDB_CA_BUNDLE_URL}" /src/global-bundle.pem "${DOCUMENTDB_CA_BUNDLE_SHA256}"
+
+# the dependency layer changes only with the lock file
+COPY pyproject.toml uv.lock README.md ./
+RUN uv sync --frozen --no-default-groups --no-install-project
+COPY services ./services
+RUN uv sync --frozen --no-default-groups --no-editable
 
 FROM python:3.11.14-slim-bookworm AS runtime
 LABEL org.opencontainers.image.title="ca4-services" \

@@ -39,8 +39,8 @@ test-packages: ## install the Debian packages the tests need, if missing
 
 .PHONY: test
 test: $(VENV)/.bootstrapped test-packages ## everything CI runs: lint, unit, integration and the Gherkin features locally
-	@echo ">> make test: lint, unit, integration tests and features (fixtures start Kafka, FerretDB, moto, Prometheus)"
-	$(NOX) -s lint unit integration local iac_scan iac_test k8s k8s_scan ssh monitoring reliability
+	@echo ">> make test: nox's default sessions (noxfile.py: nox.options.sessions); fixtures start Kafka, FerretDB, moto, Prometheus"
+	$(NOX)
 
 .PHONY: lint
 lint: $(VENV)/.bootstrapped ## ruff + mypy

@@ -16,11 +16,11 @@ import nox
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = True
+# what `make test` (and so CI) runs, in this order; `make test` calls plain `nox`
 nox.options.sessions = [
     "lint",
     "unit",
     "integration",
-    "local",
     "iac_scan",
     "iac_test",
     "k8s",
@@ -56,36 +56,44 @@ def unit(session: nox.Session) -> None:
     session.run("pytest", "tests/unit", *session.posargs)
 
 
-@nox.session(python=PYTHON)
-def integration(session: nox.Session) -> None:
-    """Integration tests on the real local stack, the Colab notebook run headlessly included."""
-    install(session, "test", "notebook")
-    session.run("pytest", "tests/integration", *session.posargs)
-
-
-def _features(session: nox.Session, target: str) -> None:
-    """Run the features against ``target`` into reports/; posargs: features/x.feature or pytest args."""
+def _feature_reports(target: str) -> list[str]:
+    """pytest options for a run of the features against ``target``, with its reports in reports/."""
     os.makedirs("reports", exist_ok=True)
-    tags = [os.path.basename(a).removesuffix(".feature") for a in session.posargs if a.endswith(".feature")]
-    rest = [a for a in session.posargs if not a.endswith(".feature")]
-    selection = ["-m", " or ".join(tags)] if tags else []
-    session.run(
-        "pytest",
-        "tests/bdd",
+    return [
         f"--target={target}",
         "-v",
         "--gherkin-terminal-reporter",
         f"--cucumberjson=reports/cucumber-{target}.json",
         f"--junitxml=reports/junit-{target}.xml",
         f"--bdd-report=reports/verify-{target}.md",
-        *selection,
-        *rest,
-    )
+    ]
 
 
 @nox.session(python=PYTHON)
+def integration(session: nox.Session) -> None:
+    """Integration tests and every Gherkin feature on one real local stack (the notebook run headlessly too).
+
+    One pytest process, so the stack starts once; the features' reports go to reports/*-local.*
+    as with `nox -s local`.
+    """
+    install(session, "test", "notebook")
+    session.run("pytest", "tests/integration", "tests/bdd", *_feature_reports("local"), *session.posargs)
+
+
+def _features(session: nox.Session, target: str) -> None:
+    """Run the features against ``target`` into reports/; posargs: features/x.feature or pytest args."""
+    tags = [os.path.basename(a).removesuffix(".feature") for a in session.posargs if a.endswith(".feature")]
+    rest = [a for a in session.posargs if not a.endswith(".feature")]
+    selection = ["-m", " or ".join(tags)] if tags else []
+    session.run("pytest", "tests/bdd", *_feature_reports(target), *selection, *rest)
+
+
+@nox.session(python=PYTHON, default=False)
 def local(session: nox.Session) -> None:
-    """Gherkin features against the embedded local stack (started by the fixtures); reports in reports/."""
+    """Gherkin features alone against their own local stack (`make local-verify`); reports in reports/.
+
+    `make test` runs them inside the integration session instead, on its stack.
+    """
     install(session, "test")
     _features(session, "local")
 

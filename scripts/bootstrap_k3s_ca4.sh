@@ -40,11 +40,7 @@ CA4_TF_DIR, CA4_TF_OUTPUTS.
 EOF
 }
 
-case "${1:-}" in
-  -h | --help) usage; exit 0 ;;
-  "") ;;
-  *) die 2 "unexpected argument '$1' (see --help)" ;;
-esac
+no_args_but_help "$@"
 
 need_cmd python3 "reading outputs and hashing the token"
 need_cmd kubectl "editing the kubeconfig and checking the nodes"
@@ -57,8 +53,6 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
-
-sha256() { python3 -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())'; }
 
 # The probe runs on a node (as root) and prints one line:
 #   ca4-probe <k3s version|none> <active unit: k3s|k3s-agent|none> <sha256 of its K3S_TOKEN|none>
@@ -142,13 +136,14 @@ if [ -r "$TOKEN_FILE" ]; then
 elif [ "$server_unit" = k3s ]; then
   # The server already runs (this machine lost its copy): take its token back, so agents
   # join the cluster that exists instead of a new token that it would refuse.
-  TOKEN="$(node_ssh "$SERVER" "sudo -n cat /var/lib/rancher/k3s/server/token" | tr -d '[:space:]')"
+  TOKEN="$(node_ssh "$SERVER" "sudo -n cat /var/lib/rancher/k3s/server/token" | tr -d '[:space:]')" ||
+    die 1 "node $SERVER: K3s runs, but reading its token over SSH failed (see above)"
   TOKEN="${TOKEN##*::server:}"
   [ -n "$TOKEN" ] || die 1 "node $SERVER: K3s runs but its token could not be read"
   printf '%s\n' "$TOKEN" | write_private "$TOKEN_FILE"
   info "join token: recovered from the running server into $TOKEN_FILE"
 else
-  TOKEN="$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
+  TOKEN="$(random_secret)"
   printf '%s\n' "$TOKEN" | write_private "$TOKEN_FILE"
   info "join token: generated into $TOKEN_FILE (mode 600)"
 fi

@@ -6,6 +6,23 @@
 #   scripts/gpu_collector_check.sh            # uses python3 with pydantic, httpx, nvidia-ml-py
 #   PYTHON=.venv/bin/python scripts/gpu_collector_check.sh
 set -euo pipefail
+
+usage() {
+    cat <<'USAGE'
+Usage: scripts/gpu_collector_check.sh [--help]
+
+Runs the accelerator collector once on this host: nvidia-smi -L, REPEAT snapshots through
+NVML (the last one as JSON) with what collecting costs, then REPEAT through the nvidia-smi
+fallback alone. Read-only; sends nothing (no EDGE_API_URL needed).
+Environment: PYTHON (default python3; needs pydantic, httpx, nvidia-ml-py), REPEAT (default 20).
+USAGE
+}
+
+case "${1:-}" in
+    -h | --help) usage; exit 0 ;;
+    "") ;;
+    *) echo "gpu_collector_check.sh: unexpected argument '$1' (see --help)" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}

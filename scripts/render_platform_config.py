@@ -154,25 +154,13 @@ def secrets(outputs: dict[str, Any], tokens: list[str], brokers: int) -> dict[st
     """The three Secrets of DESIGN.md's configuration contract, by file name."""
     mongo_uri = str(need(outputs, "mongo_uri"))
     check_mongo_uri(mongo_uri)
-    worker_env = need(outputs, "worker_env")
-    if not isinstance(worker_env, dict):
-        raise RenderError("Terraform output 'worker_env' is not a map")
     s3 = {
         "S3_BUCKET": str(need(outputs, "s3_bucket_name")),
         "S3_REGION": str(need(outputs, "aws_region")),
         "S3_PREFIX": str(need(outputs, "s3_prefix", allow_empty=True)),
-        "ARCHIVE_ENABLED": str(worker_env.get("ARCHIVE_ENABLED", "true")).lower(),
+        "ARCHIVE_ENABLED": "true",  # Terraform always creates the archive bucket
     }
-    for key in ("S3_BUCKET", "S3_REGION", "S3_PREFIX"):
-        if key in worker_env and str(worker_env[key]) != s3[key]:
-            raise RenderError(
-                f"Terraform outputs disagree: worker_env.{key}={worker_env[key]!r}, expected {s3[key]!r}"
-            )
-    if s3["ARCHIVE_ENABLED"] not in ("true", "false"):
-        raise RenderError(
-            f"worker_env.ARCHIVE_ENABLED must be true or false, found {s3['ARCHIVE_ENABLED']!r}"
-        )
-    database = str(worker_env.get("MONGO_DATABASE") or need(outputs, "documentdb_database"))
+    database = str(need(outputs, "documentdb_database"))
     edge = {
         "EDGE_API_URL": str(need(outputs, "edge_api_url")),
         "API_TOKENS": ",".join(tokens),
@@ -263,12 +251,16 @@ def write(path: Path, text: str) -> None:
 def render(
     outputs: dict[str, Any], tokens: list[str], brokers: int, out: Path, image_tag: str | None
 ) -> list[Path]:
-    """Write every file; return their paths."""
+    """Check every input, then write every file; return their paths."""
     if brokers not in (1, 2, 3):
         raise RenderError(f"Kafka runs 1 to 3 brokers, asked for {brokers}")
+    if image_tag is not None and (
+        not image_tag or any(c not in "abcdefghijklmnopqrstuvwxyz0123456789._-" for c in image_tag.lower())
+    ):
+        raise RenderError(f"image tag {image_tag!r} is not a valid tag")
     check_out_dir(out)
-    written = []
     files = secrets(outputs, tokens, brokers)
+    written = []
     for name, text in files.items():
         written.append(out / "platform" / name)
         write(written[-1], text)
@@ -276,10 +268,6 @@ def render(
     written.append(out / "platform" / "kustomization.yaml")
     write(written[-1], platform_kustomization(platform_base, sorted(files), brokers))
     if image_tag is not None:
-        if not image_tag or any(
-            c not in "abcdefghijklmnopqrstuvwxyz0123456789._-" for c in image_tag.lower()
-        ):
-            raise RenderError(f"image tag {image_tag!r} is not a valid tag")
         app_base = os.path.relpath(MANIFESTS / "app", (out / "app").resolve())
         written.append(out / "app" / "kustomization.yaml")
         write(written[-1], app_kustomization(app_base, image_tag))

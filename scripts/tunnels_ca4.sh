@@ -133,18 +133,18 @@ cmd_up() {
   need_cmd python3 "checking local ports"
   ssh_setup
   private_dir "$TUNNEL_DIR"
-  local names=("$@") brokers i server
+  local names=("$@") brokers i
   if [ "${#names[@]}" -eq 0 ]; then
     brokers="$(kafka_brokers)"
     names=(k3s-api)
     for ((i = 0; i < brokers; i++)); do names+=("kafka-$i"); done
     names+=(grafana prometheus)
   fi
-  server="$(tf_out k3s_server_private_ip)"
   say "opening tunnels through the bastion $CA4_BASTION: ${names[*]}"
   for name in "${names[@]}"; do
     case "$name" in
-      k3s-api) start_tunnel "$name" "$server" 6443 ;;
+      # the K3s server is edge node 0 (load_nodes checks k3s_server_private_ip says so)
+      k3s-api) start_tunnel "$name" "${CA4_NODE_IPS[0]}" 6443 ;;
       kafka-[0-2]) start_tunnel "$name" "${CA4_NODE_IPS[0]}" $((CA4_KAFKA_NODE_PORT_BASE + ${name#kafka-})) ;;
       grafana) start_tunnel "$name" "${CA4_NODE_IPS[0]}" "$CA4_GRAFANA_NODE_PORT" ;;
       prometheus) start_tunnel "$name" "${CA4_NODE_IPS[0]}" "$CA4_PROMETHEUS_NODE_PORT" ;;

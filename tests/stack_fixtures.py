@@ -9,20 +9,16 @@ lives in its own temporary folder, so it runs beside a developer's own `make loc
 
 from __future__ import annotations
 
-import datetime as dt
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from pymongo import MongoClient
 
-from ca4_events.schema import GpuMetadataEvent, Source
-from ca4_producer.replay import events_from_nvml_series
+from ca4_events.schema import GpuMetadataEvent
 from local_stack import stack
 from local_stack.config import StackConfig
-from tests.integration.support import Stack
+from tests.integration.support import Stack, h200_events
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +41,6 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 @pytest.fixture
-def session_events(h200_dir: Path) -> list[GpuMetadataEvent]:
+def session_events() -> list[GpuMetadataEvent]:
     """The six H200 snapshots from a producer session of this test's own."""
-    source = Source(provider="colab", host="colab-h200", session_id=f"it-{uuid.uuid4().hex[:12]}")
-    return list(events_from_nvml_series(h200_dir / "nvml-series.json", source, now=dt.datetime.now(dt.UTC)))
+    return h200_events("colab-h200", "it")

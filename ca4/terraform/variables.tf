@@ -222,19 +222,19 @@ variable "db_instance_count" {
   default     = 1
 
   validation {
-    condition     = var.db_instance_count >= 1 && var.db_instance_count <= 16
-    error_message = "db_instance_count must be from 1 to 16."
+    condition     = var.db_instance_count >= 1 && var.db_instance_count <= 16 && floor(var.db_instance_count) == var.db_instance_count
+    error_message = "db_instance_count must be a whole number from 1 to 16."
   }
 }
 
 variable "db_cluster_params" {
-  description = "Extra DocumentDB 5.0 cluster parameters (name => value), merged over the defaults tls=enabled and audit_logs=enabled. Both can be tightened (tls1.2+, tls1.3+, fips-140-3; audit_logs all, ddl, ...) but never switched off."
+  description = "Extra DocumentDB 5.0 cluster parameters (name => value), merged over the defaults tls=tls1.2+ and audit_logs=enabled. Both can be tightened (tls1.3+, fips-140-3; audit_logs all, ddl, ...) but never weakened or switched off."
   type        = map(string)
   default     = {}
 
   validation {
-    condition     = lookup(var.db_cluster_params, "tls", "enabled") != "disabled"
-    error_message = "db_cluster_params must not disable tls: the worker and the security model require TLS to DocumentDB."
+    condition     = contains(["tls1.2+", "tls1.3+", "fips-140-3"], lookup(var.db_cluster_params, "tls", "tls1.2+"))
+    error_message = "db_cluster_params tls must be tls1.2+, tls1.3+ or fips-140-3: the worker and the security model require TLS 1.2 or newer to DocumentDB (enabled would accept 1.0 and 1.1, disabled none)."
   }
 
   validation {

@@ -34,6 +34,8 @@ SCHEMA_VERSION: Literal[1] = 1
 MAX_ACCELERATORS = 64
 MAX_PROCESSES = 256
 MAX_TAGS = 64
+MAX_FRAMEWORKS = 16
+MAX_TAG_VALUE = 256
 MAX_WORKLOAD_BYTES = 16 * 1024
 MAX_WORKLOAD_DEPTH = 8
 
@@ -51,6 +53,22 @@ def _not_a_number(value: Any) -> Any:
     if isinstance(value, int | float):
         raise ValueError("must be a string (RFC 3339 for timestamps), not a number")
     return value
+
+
+_RFC3339_DATE = re.compile(r"\s*\d{4}-\d{2}-\d{2}[Tt ]")
+
+
+def _timestamp(value: Any) -> Any:
+    # pydantic would read "1700000000" as a Unix time; JSON producers must send RFC 3339
+    if isinstance(value, str) and not _RFC3339_DATE.match(value):
+        raise ValueError("must be an RFC 3339 timestamp with a time zone, e.g. 2026-11-28T12:00:00Z")
+    return _not_a_number(value)
+
+
+def _version(value: Any) -> Any:
+    if isinstance(value, bool):  # True == 1 in Python, not in JSON
+        raise ValueError("must be the number 1, not a boolean")
+    return _integral(value)
 
 
 Int = Annotated[int, BeforeValidator(_integral)]
@@ -82,13 +100,14 @@ def _keyed_object(values: dict[str, Any], max_properties: int) -> dict[str, Any]
 TagKey = Annotated[
     str, AfterValidator(_tag_key), WithJsonSchema({"type": "string", "pattern": _TAG_KEY_PATTERN})
 ]
-TagValue = Annotated[str, StringConstraints(max_length=256)]
+TagValue = Annotated[str, StringConstraints(max_length=MAX_TAG_VALUE)]
 Tags = Annotated[
-    dict[TagKey, TagValue], WithJsonSchema(_keyed_object({"type": "string", "maxLength": 256}, 64))
+    dict[TagKey, TagValue],
+    WithJsonSchema(_keyed_object({"type": "string", "maxLength": MAX_TAG_VALUE}, MAX_TAGS)),
 ]
 Frameworks = Annotated[
     dict[TagKey, ShortText],
-    WithJsonSchema(_keyed_object({"type": "string", "minLength": 1, "maxLength": 128}, 16)),
+    WithJsonSchema(_keyed_object({"type": "string", "minLength": 1, "maxLength": 128}, MAX_FRAMEWORKS)),
 ]
 Percent = Annotated[float, Field(ge=0, le=100)]
 Bytes = Annotated[Int, Field(ge=0, le=2**63 - 1)]
@@ -100,26 +119,65 @@ MHz = Annotated[Int, Field(ge=0, le=100_000)]
 
 # keys a Mongo-compatible database accepts: not empty, no ".", no NUL, not starting with "$"
 _DB_KEY_PATTERN = r"^[^.$\u0000][^.\u0000]*$"
+_DB_KEY = re.compile(_DB_KEY_PATTERN)
 
 
-def _workload_schema(depth: int = MAX_WORKLOAD_DEPTH) -> dict[str, Any]:
-    """JSON Schema of free-form workload data: any JSON, database-safe keys, at most ``depth`` deep.
+WORKLOAD_DEF = "WorkloadValue{level}"  # names of the workload schema's levels in $defs
+# pydantic resolves every "$ref" while it generates a schema and knows nothing of these
+# levels, so the generated schema holds this marker until ``with_workload_defs`` swaps it
+_WORKLOAD_MARK = "x-ca4-workload-level"
 
-    JSON Schema cannot count nesting, so the depth is spelled out level by level; the
-    16 KiB size limit is enforced by the validator only.
+
+def _workload_defs(ref_prefix: str, depth: int = MAX_WORKLOAD_DEPTH) -> dict[str, Any]:
+    """JSON Schema definitions of free-form workload values, one per remaining nesting level.
+
+    JSON Schema cannot count nesting, so the depth is spelled out level by level: level k
+    is a scalar, or an array or object of level k-1 values (level 1 is a scalar only); one
+    definition per level keeps the schema linear in the depth. The 16 KiB size limit is
+    enforced by the validator only.
     """
     scalar: dict[str, Any] = {"type": ["string", "number", "boolean", "null"]}
     db_keys = {"pattern": _DB_KEY_PATTERN}
-    value = scalar
-    for _ in range(depth - 1):
-        value = {
+    defs: dict[str, Any] = {WORKLOAD_DEF.format(level=1): scalar}
+    for level in range(2, depth + 1):
+        below = {"$ref": ref_prefix + WORKLOAD_DEF.format(level=level - 1)}
+        defs[WORKLOAD_DEF.format(level=level)] = {
             "anyOf": [
                 scalar,
-                {"type": "array", "items": value},
-                {"type": "object", "propertyNames": db_keys, "additionalProperties": value},
+                {"type": "array", "items": below},
+                {"type": "object", "propertyNames": db_keys, "additionalProperties": below},
             ]
         }
-    return {"type": "object", "propertyNames": db_keys, "additionalProperties": value}
+    return defs
+
+
+def with_workload_defs(schema: dict[str, Any], defs: dict[str, Any], ref_prefix: str) -> dict[str, Any]:
+    """Point the generated schema's workload at its level definitions, added to ``defs``.
+
+    ``ref_prefix`` is where ``defs`` live: ``#/$defs/`` in the published schema,
+    ``#/components/schemas/`` in the OpenAPI document.
+    """
+    defs.update(_workload_defs(ref_prefix))
+
+    def swap(node: Any) -> Any:
+        if isinstance(node, dict):
+            if _WORKLOAD_MARK in node:
+                return {"$ref": ref_prefix + WORKLOAD_DEF.format(level=node[_WORKLOAD_MARK])}
+            return {k: swap(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [swap(v) for v in node]
+        return node
+
+    return dict(swap(schema))
+
+
+def _workload_schema(depth: int = MAX_WORKLOAD_DEPTH) -> dict[str, Any]:
+    """The workload object: database-safe keys, ``depth`` levels in all (see ``_workload_defs``)."""
+    return {
+        "type": "object",
+        "propertyNames": {"pattern": _DB_KEY_PATTERN},
+        "additionalProperties": {_WORKLOAD_MARK: depth},
+    }
 
 
 class _Model(BaseModel):
@@ -162,7 +220,7 @@ class Software(_Model):
     nvml_version: ShortText | None = Field(default=None, examples=["13.580.159.04"])
     framework: Frameworks = Field(
         default_factory=dict,
-        max_length=16,
+        max_length=MAX_FRAMEWORKS,
         description="Framework versions, e.g. {'torch': '2.11.0+cu130', 'jax': '0.6.0'}.",
     )
 
@@ -288,7 +346,7 @@ def _bad_key(value: Any, path: str = "workload") -> str | None:
     """The first key (by path) that a Mongo-compatible database would refuse, if any."""
     if isinstance(value, dict):
         for key, item in value.items():
-            if not key or "." in key or key.startswith("$") or "\0" in key:
+            if not _DB_KEY.fullmatch(key):
                 return f"{path}.{key!r}"
             found = _bad_key(item, f"{path}.{key}")
             if found:
@@ -312,7 +370,7 @@ def _json_depth(value: Any, limit: int) -> int:
 class GpuMetadataEvent(_Model):
     """A snapshot of one host's accelerators (schema version 1)."""
 
-    schema_version: Annotated[Literal[1], BeforeValidator(_integral)] = Field(
+    schema_version: Annotated[Literal[1], BeforeValidator(_version)] = Field(
         default=SCHEMA_VERSION, description="Version of this schema the producer speaks."
     )
     event_id: Annotated[UUID, Field(strict=False), BeforeValidator(_not_a_number)] | None = Field(
@@ -322,7 +380,7 @@ class GpuMetadataEvent(_Model):
             "when absent, the API assigns a UUIDv7."
         ),
     )
-    collected_at: Annotated[AwareDatetime, Field(strict=False), BeforeValidator(_not_a_number)] = Field(
+    collected_at: Annotated[AwareDatetime, Field(strict=False), BeforeValidator(_timestamp)] = Field(
         description="When the producer took the snapshot (RFC 3339 with a time zone)."
     )
     source: Source
@@ -348,13 +406,16 @@ class GpuMetadataEvent(_Model):
             return None
         if _json_depth(value, MAX_WORKLOAD_DEPTH) > MAX_WORKLOAD_DEPTH:
             raise ValueError(f"workload is nested deeper than {MAX_WORKLOAD_DEPTH} levels")
-        size = len(json.dumps(value, separators=(",", ":"), default=str))
+        try:
+            size = len(json.dumps(value, separators=(",", ":"), default=str, allow_nan=False))
+        except ValueError:
+            raise ValueError("workload holds NaN or Infinity, which JSON does not allow") from None
         if size > MAX_WORKLOAD_BYTES:
             raise ValueError(f"workload is {size} bytes as JSON; the limit is {MAX_WORKLOAD_BYTES}")
         bad = _bad_key(value)
         if bad:
             raise ValueError(
-                f"key {bad} is empty, contains '.' or starts with '$', which the database refuses"
+                f"key {bad} is empty, contains '.' or NUL, or starts with '$', which the database refuses"
             )
         return value
 
@@ -373,14 +434,18 @@ class GpuMetadataEvent(_Model):
 
 
 class EventBatch(_Model):
-    """Several events in one request; each gets its own result."""
+    """Several events in one request (``POST /metadata``); each gets its own result.
 
-    events: list[dict[str, Any]] = Field(min_length=1)
+    The API also caps the count (``API_MAX_BATCH_EVENTS``), which its OpenAPI document adds.
+    """
+
+    events: list[GpuMetadataEvent] = Field(min_length=1)
 
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of one event, as published in ``schemas/``."""
     schema = GpuMetadataEvent.model_json_schema()
+    schema = with_workload_defs(schema, schema.setdefault("$defs", {}), "#/$defs/")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://ca4.dev/schemas/gpu-metadata-event.v1.json"
     return schema

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ca4_events.ids import uuid7
 from ca4_events.schema import GpuMetadataEvent, HostInfo, Source
 from ca4_producer import host as host_mod
 from ca4_producer.nvidia_smi import NvidiaSmiSource, Runner, run_command
@@ -153,7 +154,14 @@ class Collector:
         """Read every source once and build the event; the cost is measured and recorded."""
         started = self.clock()
         collected_at = self.now()
-        readings = [s.read() for s in self.sources]
+        readings: list[Reading] = []
+        errors: dict[str, str] = {}
+        for s in self.sources:
+            try:
+                readings.append(s.read())
+            except Exception as exc:  # one failed read (an nvidia-smi timeout) must not end a long job
+                log.warning("reading %s failed, this snapshot goes without it: %s", s.name, exc)
+                errors[s.name] = f"{type(exc).__name__}: {exc}"[:500]
         event = build_event(
             readings,
             source=self.source,
@@ -165,12 +173,17 @@ class Collector:
         collect_ms = (self.clock() - started) * 1000
         names = tuple(s.name for s in self.sources)
         meta: dict[str, Any] = {"sources": list(names) or ["none"], "collect_ms": round(collect_ms, 3)}
+        if errors:
+            meta["errors"] = errors
         origins = [r.origin for r in readings if r.origin]
         if origins:
             meta["replay_of"] = origins
         # built after the timing, so the recorded number covers the whole snapshot; the
-        # workload is a plain dict, nothing in it needs validating again
-        event = event.model_copy(update={"workload": {**(event.workload or {}), "ca4_collector": meta}})
+        # workload is a plain dict, nothing in it needs validating again. The id is fixed
+        # here, once: every retry of this snapshot carries it
+        event = event.model_copy(
+            update={"workload": {**(event.workload or {}), "ca4_collector": meta}, "event_id": uuid7()}
+        )
         return Snapshot(event=event, collect_ms=collect_ms, sources=names)
 
     def close(self) -> None:

@@ -85,98 +85,198 @@ Lookup = Callable[[Sequence[str]], str | None]
 
 @dataclass(frozen=True)
 class _Spec:
-    """Where one event field lives in the XML and in the text output (first path found wins)."""
+    """Where one event field lives in each output: XML paths, text paths and ``--query-gpu`` names.
+
+    The first one found wins (older drivers' names after the newer ones); an empty tuple
+    means that output does not carry the field in this form.
+    """
 
     field: str
-    xml: tuple[str, ...]
-    text: tuple[str, ...]
-    convert: Callable[[str], Any]
+    xml: tuple[str, ...] = ()
+    text: tuple[str, ...] = ()
+    csv: tuple[str, ...] = ()
+    convert: Callable[[str], Any] = _str
 
 
+# power: average_power_draw is what NVML's power usage and the CSV's power.draw report on
+# Ampere and newer (a 1 s average); drivers before 535 printed power_readings/power_draw.
+# The XML and text outputs carry the ECC counters per memory kind and the clock-event
+# reasons one by one (see _ECC_XML and _read_fields); the CSV carries their totals.
 _SPECS: tuple[_Spec, ...] = (
-    _Spec("serial", ("serial",), ("Serial Number",), _str),
-    _Spec("pci_bus_id", ("pci/pci_bus_id",), ("PCI/Bus Id",), _str),
-    _Spec("architecture", ("product_architecture",), ("Product Architecture",), _str),
-    _Spec("pstate", ("performance_state",), ("Performance State",), _pstate),
-    _Spec("persistence_mode", ("persistence_mode",), ("Persistence Mode",), _enabled),
-    _Spec("compute_mode", ("compute_mode",), ("Compute Mode",), _str),
-    _Spec("mig_mode", ("mig_mode/current_mig",), ("MIG Mode/Current",), _enabled),
-    _Spec("ecc_mode", ("ecc_mode/current_ecc",), ("ECC Mode/Current",), _enabled),
-    _Spec("utilization_gpu_pct", ("utilization/gpu_util",), ("Utilization/GPU",), _number),
-    _Spec("utilization_memory_pct", ("utilization/memory_util",), ("Utilization/Memory",), _number),
-    _Spec("temperature_gpu_c", ("temperature/gpu_temp",), ("Temperature/GPU Current Temp",), _number),
+    _Spec("serial", xml=("serial",), text=("Serial Number",), csv=("serial",), convert=_str),
+    _Spec("pci_bus_id", xml=("pci/pci_bus_id",), text=("PCI/Bus Id",), csv=("pci.bus_id",), convert=_str),
+    _Spec("architecture", xml=("product_architecture",), text=("Product Architecture",), convert=_str),
     _Spec(
-        "temperature_memory_c", ("temperature/memory_temp",), ("Temperature/Memory Current Temp",), _number
+        "pstate", xml=("performance_state",), text=("Performance State",), csv=("pstate",), convert=_pstate
     ),
-    # average_power_draw is what NVML's power usage and the CSV's power.draw report on
-    # Ampere and newer (a 1 s average); drivers before 535 printed power_readings/power_draw
+    _Spec(
+        "persistence_mode",
+        xml=("persistence_mode",),
+        text=("Persistence Mode",),
+        csv=("persistence_mode",),
+        convert=_enabled,
+    ),
+    _Spec("compute_mode", xml=("compute_mode",), text=("Compute Mode",), csv=("compute_mode",), convert=_str),
+    _Spec(
+        "mig_mode",
+        xml=("mig_mode/current_mig",),
+        text=("MIG Mode/Current",),
+        csv=("mig.mode.current",),
+        convert=_enabled,
+    ),
+    _Spec(
+        "ecc_mode",
+        xml=("ecc_mode/current_ecc",),
+        text=("ECC Mode/Current",),
+        csv=("ecc.mode.current",),
+        convert=_enabled,
+    ),
+    _Spec(
+        "utilization_gpu_pct",
+        xml=("utilization/gpu_util",),
+        text=("Utilization/GPU",),
+        csv=("utilization.gpu",),
+        convert=_number,
+    ),
+    _Spec(
+        "utilization_memory_pct",
+        xml=("utilization/memory_util",),
+        text=("Utilization/Memory",),
+        csv=("utilization.memory",),
+        convert=_number,
+    ),
+    _Spec(
+        "temperature_gpu_c",
+        xml=("temperature/gpu_temp",),
+        text=("Temperature/GPU Current Temp",),
+        csv=("temperature.gpu",),
+        convert=_number,
+    ),
+    _Spec(
+        "temperature_memory_c",
+        xml=("temperature/memory_temp",),
+        text=("Temperature/Memory Current Temp",),
+        csv=("temperature.memory",),
+        convert=_number,
+    ),
     _Spec(
         "power_draw_w",
-        (
+        xml=(
             "gpu_power_readings/average_power_draw",
             "gpu_power_readings/power_draw",
             "power_readings/power_draw",
         ),
-        (
+        text=(
             "GPU Power Readings/Average Power Draw",
             "GPU Power Readings/Power Draw",
             "Power Readings/Power Draw",
         ),
-        _number,
+        csv=("power.draw.average", "power.draw"),
+        convert=_number,
     ),
     _Spec(
         "power_limit_w",
-        (
+        xml=(
             "gpu_power_readings/current_power_limit",
             "gpu_power_readings/power_limit",
             "power_readings/power_limit",
         ),
-        (
+        text=(
             "GPU Power Readings/Current Power Limit",
             "GPU Power Readings/Power Limit",
             "Power Readings/Power Limit",
         ),
-        _number,
+        csv=("power.limit",),
+        convert=_number,
     ),
-    _Spec("fan_speed_pct", ("fan_speed",), ("Fan Speed",), _number),
-    _Spec("clock_sm_mhz", ("clocks/sm_clock",), ("Clocks/SM",), _int),
-    _Spec("clock_memory_mhz", ("clocks/mem_clock",), ("Clocks/Memory",), _int),
-    _Spec("clock_graphics_mhz", ("clocks/graphics_clock",), ("Clocks/Graphics",), _int),
-    _Spec("clock_sm_max_mhz", ("max_clocks/sm_clock",), ("Max Clocks/SM",), _int),
-    _Spec("clock_memory_max_mhz", ("max_clocks/mem_clock",), ("Max Clocks/Memory",), _int),
+    _Spec("fan_speed_pct", xml=("fan_speed",), text=("Fan Speed",), csv=("fan.speed",), convert=_number),
+    _Spec(
+        "clock_sm_mhz",
+        xml=("clocks/sm_clock",),
+        text=("Clocks/SM",),
+        csv=("clocks.current.sm", "clocks.sm"),
+        convert=_int,
+    ),
+    _Spec(
+        "clock_memory_mhz",
+        xml=("clocks/mem_clock",),
+        text=("Clocks/Memory",),
+        csv=("clocks.current.memory", "clocks.mem"),
+        convert=_int,
+    ),
+    _Spec(
+        "clock_graphics_mhz",
+        xml=("clocks/graphics_clock",),
+        text=("Clocks/Graphics",),
+        csv=("clocks.current.graphics", "clocks.gr"),
+        convert=_int,
+    ),
+    _Spec(
+        "clock_sm_max_mhz",
+        xml=("max_clocks/sm_clock",),
+        text=("Max Clocks/SM",),
+        csv=("clocks.max.sm",),
+        convert=_int,
+    ),
+    _Spec(
+        "clock_memory_max_mhz",
+        xml=("max_clocks/mem_clock",),
+        text=("Max Clocks/Memory",),
+        csv=("clocks.max.memory", "clocks.max.mem"),
+        convert=_int,
+    ),
     _Spec(
         "remapped_rows_correctable",
-        ("remapped_rows/remapped_row_corr",),
-        ("Remapped Rows/Correctable Error",),
-        _int,
+        xml=("remapped_rows/remapped_row_corr",),
+        text=("Remapped Rows/Correctable Error",),
+        csv=(),
+        convert=_int,
     ),
     _Spec(
         "remapped_rows_uncorrectable",
-        ("remapped_rows/remapped_row_unc",),
-        ("Remapped Rows/Uncorrectable Error",),
-        _int,
+        xml=("remapped_rows/remapped_row_unc",),
+        text=("Remapped Rows/Uncorrectable Error",),
+        csv=(),
+        convert=_int,
     ),
     _Spec(
-        "remapped_rows_pending", ("remapped_rows/remapped_row_pending",), ("Remapped Rows/Pending",), _enabled
+        "remapped_rows_pending",
+        xml=("remapped_rows/remapped_row_pending",),
+        text=("Remapped Rows/Pending",),
+        csv=(),
+        convert=_enabled,
     ),
     _Spec(
         "remapped_rows_failure",
-        ("remapped_rows/remapped_row_failure",),
-        ("Remapped Rows/Remapping Failure Occurred",),
-        _enabled,
+        xml=("remapped_rows/remapped_row_failure",),
+        text=("Remapped Rows/Remapping Failure Occurred",),
+        csv=(),
+        convert=_enabled,
     ),
     _Spec(
         "pcie_link_gen",
-        ("pci/pci_gpu_link_info/pcie_gen/current_link_gen",),
-        ("PCI/GPU Link Info/PCIe Generation/Current",),
-        _int,
+        xml=("pci/pci_gpu_link_info/pcie_gen/current_link_gen",),
+        text=("PCI/GPU Link Info/PCIe Generation/Current",),
+        csv=("pcie.link.gen.current", "pcie.link.gen.gpucurrent"),
+        convert=_int,
     ),
     _Spec(
         "pcie_link_width",
-        ("pci/pci_gpu_link_info/link_widths/current_link_width",),
-        ("PCI/GPU Link Info/Link Width/Current",),
-        _int,
+        xml=("pci/pci_gpu_link_info/link_widths/current_link_width",),
+        text=("PCI/GPU Link Info/Link Width/Current",),
+        csv=("pcie.link.width.current",),
+        convert=_int,
     ),
+    _Spec("compute_capability", csv=("compute_cap",), convert=_str),
+    _Spec(
+        "clock_event_reasons_mask",
+        csv=("clocks_event_reasons.active", "clocks_throttle_reasons.active"),
+        convert=_int,
+    ),
+    _Spec("ecc_errors_corrected_volatile", csv=("ecc.errors.corrected.volatile.total",), convert=_int),
+    _Spec("ecc_errors_uncorrected_volatile", csv=("ecc.errors.uncorrected.volatile.total",), convert=_int),
+    _Spec("ecc_errors_corrected_aggregate", csv=("ecc.errors.corrected.aggregate.total",), convert=_int),
+    _Spec("ecc_errors_uncorrected_aggregate", csv=("ecc.errors.uncorrected.aggregate.total",), convert=_int),
 )
 
 # ECC counters are printed per memory kind; the event carries their sum. Each entry lists
@@ -241,26 +341,35 @@ def _put(r: FieldReader, field: str, raw: str | None, convert: Callable[[str], A
         r.mark_failed(field)  # printed, but not in a shape we know: unknown, not unsupported
 
 
+def _put_memory(r: FieldReader, total: str | None, free: str | None) -> None:
+    """Memory in bytes, with used = total - free as NVML counts it (the printed "used" leaves
+    out reserved memory; see the module docstring)."""
+    if total is None or free is None:
+        return
+    memory_fields = ("memory_total_bytes", "memory_used_bytes", "memory_free_bytes")
+    if is_not_available(total) or is_not_available(free):
+        r.mark_unsupported(*memory_fields)
+        return
+    try:
+        total_b, free_b = _mib(total), _mib(free)
+    except (ValueError, IndexError):
+        r.mark_failed(*memory_fields)
+        return
+    r.put("memory_total_bytes", total_b)
+    r.put("memory_free_bytes", free_b)
+    r.put("memory_used_bytes", max(total_b - free_b, 0))
+
+
 def _read_fields(r: FieldReader, lookup: Lookup, text_format: bool) -> None:
     for spec in _SPECS:
-        _put(r, spec.field, lookup(spec.text if text_format else spec.xml), spec.convert)
-
-    # memory: used = total - free, as NVML counts it (see the module docstring)
-    total = lookup(("FB Memory Usage/Total",) if text_format else ("fb_memory_usage/total",))
-    free = lookup(("FB Memory Usage/Free",) if text_format else ("fb_memory_usage/free",))
-    memory_fields = ("memory_total_bytes", "memory_used_bytes", "memory_free_bytes")
-    if total is not None and free is not None:
-        if is_not_available(total) or is_not_available(free):
-            r.mark_unsupported(*memory_fields)
-        else:
-            try:
-                total_b, free_b = _mib(total), _mib(free)
-            except (ValueError, IndexError):
-                r.mark_failed(*memory_fields)
-            else:
-                r.put("memory_total_bytes", total_b)
-                r.put("memory_free_bytes", free_b)
-                r.put("memory_used_bytes", max(total_b - free_b, 0))
+        paths = spec.text if text_format else spec.xml
+        if paths:
+            _put(r, spec.field, lookup(paths), spec.convert)
+    _put_memory(
+        r,
+        lookup(("FB Memory Usage/Total",) if text_format else ("fb_memory_usage/total",)),
+        lookup(("FB Memory Usage/Free",) if text_format else ("fb_memory_usage/free",)),
+    )
 
     for field, layouts in (_ECC_TEXT if text_format else _ECC_XML).items():
         _put_sum(r, field, lookup, layouts)
@@ -491,37 +600,6 @@ def _text_processes(section: Any) -> list[Process]:
 
 _UNIT = re.compile(r"\s*\[[^\]]*\]$")
 
-# event field -> the --query-gpu names that carry it (older drivers' aliases after the first)
-_CSV_SPECS: tuple[tuple[str, tuple[str, ...], Callable[[str], Any]], ...] = (
-    ("serial", ("serial",), _str),
-    ("pci_bus_id", ("pci.bus_id",), _str),
-    ("compute_capability", ("compute_cap",), _str),
-    ("pstate", ("pstate",), _pstate),
-    ("persistence_mode", ("persistence_mode",), _enabled),
-    ("compute_mode", ("compute_mode",), _str),
-    ("mig_mode", ("mig.mode.current",), _enabled),
-    ("ecc_mode", ("ecc.mode.current",), _enabled),
-    ("utilization_gpu_pct", ("utilization.gpu",), _number),
-    ("utilization_memory_pct", ("utilization.memory",), _number),
-    ("temperature_gpu_c", ("temperature.gpu",), _number),
-    ("temperature_memory_c", ("temperature.memory",), _number),
-    ("power_draw_w", ("power.draw.average", "power.draw"), _number),
-    ("power_limit_w", ("power.limit",), _number),
-    ("fan_speed_pct", ("fan.speed",), _number),
-    ("clock_sm_mhz", ("clocks.current.sm", "clocks.sm"), _int),
-    ("clock_memory_mhz", ("clocks.current.memory", "clocks.mem"), _int),
-    ("clock_graphics_mhz", ("clocks.current.graphics", "clocks.gr"), _int),
-    ("clock_sm_max_mhz", ("clocks.max.sm",), _int),
-    ("clock_memory_max_mhz", ("clocks.max.memory", "clocks.max.mem"), _int),
-    ("clock_event_reasons_mask", ("clocks_event_reasons.active", "clocks_throttle_reasons.active"), _int),
-    ("ecc_errors_corrected_volatile", ("ecc.errors.corrected.volatile.total",), _int),
-    ("ecc_errors_uncorrected_volatile", ("ecc.errors.uncorrected.volatile.total",), _int),
-    ("ecc_errors_corrected_aggregate", ("ecc.errors.corrected.aggregate.total",), _int),
-    ("ecc_errors_uncorrected_aggregate", ("ecc.errors.uncorrected.aggregate.total",), _int),
-    ("pcie_link_gen", ("pcie.link.gen.current", "pcie.link.gen.gpucurrent"), _int),
-    ("pcie_link_width", ("pcie.link.width.current",), _int),
-)
-
 
 def parse_query_csv(text: str) -> list[dict[str, str]]:
     """``--format=csv`` output -> one dict per row, keyed by the query name without its unit."""
@@ -550,23 +628,10 @@ def parse_query_gpu_csv(text: str, compute_apps_csv: str | None = None) -> SmiRe
     accelerators = []
     for position, row in enumerate(rows):
         r = FieldReader()
-        for field, names, convert in _CSV_SPECS:
-            _put(r, field, _csv_value(row, names), convert)
-        total, free = row.get("memory.total"), row.get("memory.free")
-        if total is not None and free is not None:
-            memory_fields = ("memory_total_bytes", "memory_used_bytes", "memory_free_bytes")
-            if is_not_available(total) or is_not_available(free):
-                r.mark_unsupported(*memory_fields)
-            else:
-                try:
-                    total_b, free_b = _mib(total), _mib(free)
-                except (ValueError, IndexError):
-                    r.mark_failed(*memory_fields)
-                else:
-                    # used = total - free, as NVML counts it: memory.used leaves out reserved memory
-                    r.put("memory_total_bytes", total_b)
-                    r.put("memory_free_bytes", free_b)
-                    r.put("memory_used_bytes", max(total_b - free_b, 0))
+        for spec in _SPECS:
+            if spec.csv:
+                _put(r, spec.field, _csv_value(row, spec.csv), spec.convert)
+        _put_memory(r, row.get("memory.total"), row.get("memory.free"))
         uuid = row.get("uuid") or f"GPU-index-{position}"
         mine = [a for a in apps if a.get("gpu_uuid") == uuid or ("gpu_uuid" not in a and len(rows) == 1)]
         processes = [

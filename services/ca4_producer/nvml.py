@@ -21,11 +21,15 @@ from typing import Any
 from ca4_events.schema import Accelerator, Process
 from ca4_producer.readings import (
     NVML_ARCHITECTURES,
-    NVML_COMPUTE_MODES,
     FieldReader,
     Reading,
     SourceUnavailable,
     cuda_version_from_int,
+    milli_to_unit,
+    nvml_compute_capability,
+    nvml_compute_mode,
+    nvml_current_mode,
+    nvml_pstate,
 )
 
 log = logging.getLogger(__name__)
@@ -103,11 +107,6 @@ class NvmlSource:
         except self._nvml.NVMLError as exc:  # shutting down twice is harmless
             log.debug("nvmlShutdown: %s", exc)
 
-    @property
-    def device_count(self) -> int:
-        """How many GPUs NVML lists."""
-        return len(self._devices)
-
     def never_asked_again(self, index: int) -> dict[str, tuple[str, ...]]:
         """Queries device ``index`` answered NotSupported, with the fields each one feeds."""
         return dict(self._devices[index].never_ask)
@@ -183,7 +182,7 @@ class NvmlSource:
             lambda: n.nvmlDeviceGetCudaComputeCapability(h),
         )
         if cc is not None:
-            r.put("compute_capability", f"{int(cc[0])}.{int(cc[1])}")
+            r.put("compute_capability", nvml_compute_capability(cc))
         arch = self._ask(dev, r, "architecture", ("architecture",), lambda: n.nvmlDeviceGetArchitecture(h))
         if arch is not None:
             r.put("architecture", NVML_ARCHITECTURES.get(int(arch)))
@@ -218,8 +217,8 @@ class NvmlSource:
             return self._ask(dev, r, query, fields, call)
 
         pstate = ask("pstate", ("pstate",), lambda: n.nvmlDeviceGetPerformanceState(h))
-        if pstate is not None and 0 <= int(pstate) <= 15:  # 32 is NVML_PSTATE_UNKNOWN
-            r.put("pstate", f"P{int(pstate)}")
+        if pstate is not None:
+            r.put("pstate", nvml_pstate(pstate))
         persistence = ask(
             "persistence_mode", ("persistence_mode",), lambda: n.nvmlDeviceGetPersistenceMode(h)
         )
@@ -227,14 +226,13 @@ class NvmlSource:
             r.put("persistence_mode", bool(persistence))
         mode = ask("compute_mode", ("compute_mode",), lambda: n.nvmlDeviceGetComputeMode(h))
         if mode is not None:
-            r.put("compute_mode", NVML_COMPUTE_MODES.get(int(mode), str(mode)))
-        # MIG and ECC modes come back as (current, pending); the event carries the current one
+            r.put("compute_mode", nvml_compute_mode(mode))
         mig = ask("mig_mode", ("mig_mode",), lambda: n.nvmlDeviceGetMigMode(h))
         if mig is not None:
-            r.put("mig_mode", bool(mig[0]))
+            r.put("mig_mode", nvml_current_mode(mig))
         ecc = ask("ecc_mode", ("ecc_mode",), lambda: n.nvmlDeviceGetEccMode(h))
         if ecc is not None:
-            r.put("ecc_mode", bool(ecc[0]))
+            r.put("ecc_mode", nvml_current_mode(ecc))
 
         mem = ask(
             "memory_info",
@@ -264,9 +262,9 @@ class NvmlSource:
             ask("memory_temperature", ("temperature_memory_c",), lambda: self._memory_temp(h)),
         )
         power = ask("power_usage", ("power_draw_w",), lambda: n.nvmlDeviceGetPowerUsage(h))
-        r.put("power_draw_w", power / 1000 if power is not None else None)
+        r.put("power_draw_w", milli_to_unit(power) if power is not None else None)
         limit = ask("power_limit", ("power_limit_w",), lambda: n.nvmlDeviceGetPowerManagementLimit(h))
-        r.put("power_limit_w", limit / 1000 if limit is not None else None)
+        r.put("power_limit_w", milli_to_unit(limit) if limit is not None else None)
         r.put(
             "energy_total_mj",
             ask("energy", ("energy_total_mj",), lambda: n.nvmlDeviceGetTotalEnergyConsumption(h)),

@@ -61,6 +61,32 @@ NVML_COMPUTE_MODES: Mapping[int, str] = {
 }
 
 
+def nvml_pstate(raw: Any) -> str | None:
+    """NVML's performance state as nvidia-smi prints it ("P0".."P15"); 32 is NVML_PSTATE_UNKNOWN."""
+    value = int(raw)
+    return f"P{value}" if 0 <= value <= 15 else None
+
+
+def nvml_compute_mode(raw: Any) -> str:
+    """nvmlComputeMode_t spelled as nvidia-smi spells it."""
+    return NVML_COMPUTE_MODES.get(int(raw), str(raw))
+
+
+def nvml_compute_capability(raw: Sequence[Any]) -> str:
+    """(major, minor) -> "major.minor"."""
+    return f"{int(raw[0])}.{int(raw[1])}"
+
+
+def nvml_current_mode(raw: Sequence[Any]) -> bool:
+    """MIG and ECC modes come back as (current, pending); the event carries the current one."""
+    return bool(raw[0])
+
+
+def milli_to_unit(raw: Any) -> float:
+    """NVML reports power in milliwatts; the event in watts."""
+    return float(raw) / 1000
+
+
 def is_not_available(raw: str | None) -> bool:
     """True when nvidia-smi printed one of its "cannot report" spellings."""
     return raw is not None and raw.strip().lower() in NOT_AVAILABLE

@@ -23,7 +23,17 @@ from typing import Any
 
 from ca4_events.schema import Accelerator, GpuMetadataEvent, Process, Source
 from ca4_producer import nvidia_smi
-from ca4_producer.readings import NVML_COMPUTE_MODES, FieldReader, Reading, build_event, cuda_version_from_int
+from ca4_producer.readings import (
+    FieldReader,
+    Reading,
+    build_event,
+    cuda_version_from_int,
+    milli_to_unit,
+    nvml_compute_capability,
+    nvml_compute_mode,
+    nvml_current_mode,
+    nvml_pstate,
+)
 
 NVML_SERIES = "nvml-series.json"
 
@@ -39,10 +49,6 @@ def _take(r: FieldReader, field: str, value: Any, convert: Callable[[Any], Any] 
         r.mark_unsupported(field)
         return
     r.put(field, convert(value) if convert else value)
-
-
-def _cuda_version(raw: Any) -> str | None:
-    return cuda_version_from_int(raw)
 
 
 def accelerator_from_nvml(dev: Mapping[str, Any]) -> Accelerator:
@@ -63,14 +69,13 @@ def accelerator_from_nvml(dev: Mapping[str, Any]) -> Accelerator:
         r,
         "compute_capability",
         dev.get("compute_capability"),
-        lambda v: f"{v[0]}.{v[1]}" if isinstance(v, list) else str(v),
+        lambda v: nvml_compute_capability(v) if isinstance(v, list) else str(v),
     )
-    _take(r, "pstate", dev.get("pstate"), lambda v: f"P{int(v)}")
+    _take(r, "pstate", dev.get("pstate"), nvml_pstate)
     _take(r, "persistence_mode", dev.get("persistence_mode"), bool)
-    _take(r, "compute_mode", dev.get("compute_mode"), lambda v: NVML_COMPUTE_MODES.get(int(v), str(v)))
-    # NVML returns [current, pending] for MIG and ECC modes
-    _take(r, "mig_mode", dev.get("mig_mode"), lambda v: bool(v[0]))
-    _take(r, "ecc_mode", dev.get("ecc_mode"), lambda v: bool(v[0]))
+    _take(r, "compute_mode", dev.get("compute_mode"), nvml_compute_mode)
+    _take(r, "mig_mode", dev.get("mig_mode"), nvml_current_mode)
+    _take(r, "ecc_mode", dev.get("ecc_mode"), nvml_current_mode)
     _take(r, "memory_total_bytes", mem.get("total"))
     _take(r, "memory_used_bytes", mem.get("used"))
     _take(r, "memory_free_bytes", mem.get("free"))
@@ -78,8 +83,8 @@ def accelerator_from_nvml(dev: Mapping[str, Any]) -> Accelerator:
     _take(r, "utilization_memory_pct", util.get("memory"))
     _take(r, "temperature_gpu_c", dev.get("temperature_gpu_c"))
     _take(r, "temperature_memory_c", dev.get("temperature_memory_c"))
-    _take(r, "power_draw_w", dev.get("power_usage_mw"), lambda v: v / 1000)
-    _take(r, "power_limit_w", dev.get("power_limit_mw"), lambda v: v / 1000)
+    _take(r, "power_draw_w", dev.get("power_usage_mw"), milli_to_unit)
+    _take(r, "power_limit_w", dev.get("power_limit_mw"), milli_to_unit)
     _take(r, "energy_total_mj", dev.get("energy_mj"))
     _take(r, "clock_sm_mhz", clocks.get("sm"))
     _take(r, "clock_memory_mhz", clocks.get("mem"))
@@ -110,24 +115,30 @@ def _nvml_reading(path_name: str, phase: str, i: int, snap: Mapping[str, Any], t
         accelerators=tuple(accelerator_from_nvml(d) for d in snap["devices"]),
         driver_version=snap.get("driver_version"),
         nvml_version=snap.get("nvml_version"),
-        cuda_driver_version=_cuda_version(snap.get("cuda_driver_version")),
+        cuda_driver_version=cuda_version_from_int(snap.get("cuda_driver_version")),
         frameworks={"torch": torch} if torch else {},
         origin=f"{path_name}#{phase}[{i}]",
     )
 
 
-def nvml_series_loaders(path: Path) -> list[tuple[dt.datetime, Loader]]:
-    """One loader per snapshot of an ``nvml-series.json`` capture (idle first), with its capture time."""
+def _nvml_series(path: Path) -> list[tuple[dt.datetime, str, Loader]]:
+    """(capture time, phase, loader) per snapshot of an ``nvml-series.json`` capture, idle first."""
     data = json.loads(path.read_text())
     torch = (data.get("torch_device") or {}).get("torch")
     return [
         (
             dt.datetime.fromtimestamp(snap["captured_at"], dt.UTC),
+            phase.removeprefix("phase_"),
             functools.partial(_nvml_reading, path.name, phase.removeprefix("phase_"), i, snap, torch),
         )
         for phase in ("phase_idle", "phase_load")
         for i, snap in enumerate(data.get(phase, []))
     ]
+
+
+def nvml_series_loaders(path: Path) -> list[tuple[dt.datetime, Loader]]:
+    """One loader per snapshot of an ``nvml-series.json`` capture (idle first), with its capture time."""
+    return [(at, load) for at, _, load in _nvml_series(path)]
 
 
 def nvml_series_readings(path: Path) -> list[tuple[dt.datetime, Reading]]:
@@ -147,22 +158,36 @@ def events_from_nvml_series(
     With ``now``, timestamps are shifted so the last snapshot was taken at ``now`` and the
     spacing between snapshots is kept: a demo then measures a real ingest lag.
     """
-    snapshots = nvml_series_readings(path)
+    snapshots = _nvml_series(path)
     shift = dt.timedelta(0)
     if now is not None and snapshots:
-        shift = now - max(at for at, _ in snapshots)
-    for at, reading in snapshots:
-        phase = (reading.origin or "").split("#", 1)[-1].split("[", 1)[0]
+        shift = now - max(at for at, _, _ in snapshots)
+    for at, phase, load in snapshots:
         yield build_event(
-            [reading],
+            [load()],
             source=source,
             collected_at=at + shift,
             workload={"phase": phase, **(workload or {})},
         )
 
 
-def capture_loaders(path: Path) -> list[tuple[dt.datetime | None, Loader]]:
-    """Loaders for one capture file, whatever its format, with the capture time when it has one.
+def _smi_parser(path: Path) -> Callable[[], nvidia_smi.SmiReport]:
+    """Parses an nvidia-smi capture (XML, text or CSV) again at each call."""
+    name = path.name
+    if name.endswith(".xml"):
+        return functools.partial(nvidia_smi.parse_xml, path.read_bytes())
+    if name.endswith(".txt"):
+        return functools.partial(nvidia_smi.parse_text, path.read_text())
+    if name.startswith("query-gpu") and name.endswith(".csv"):
+        apps = path.with_name(name.replace("query-gpu", "query-compute-apps", 1))
+        return functools.partial(
+            nvidia_smi.parse_query_gpu_csv, path.read_text(), apps.read_text() if apps.exists() else None
+        )
+    raise ValueError(f"{path}: not a capture this replay knows (NVML JSON, nvidia-smi XML/text/CSV)")
+
+
+def capture_loaders(path: Path) -> list[Loader]:
+    """Loaders for one capture file, whatever its format.
 
     ``*.json``: an NVML series; ``*.xml``: ``nvidia-smi -q -x``; ``*.txt``: ``nvidia-smi -q``;
     ``query-gpu*.csv``: ``--query-gpu`` (joined with ``query-compute-apps<same suffix>.csv``
@@ -170,32 +195,18 @@ def capture_loaders(path: Path) -> list[tuple[dt.datetime | None, Loader]]:
     Each loader parses the captured text again, so replaying costs what the live source's
     parsing costs (only the device query itself is missing).
     """
-    name = path.name
-    if name.endswith(".json"):
-        return list(nvml_series_loaders(path))
-    parse: Callable[[], nvidia_smi.SmiReport]
-    if name.endswith(".xml"):
-        raw = path.read_bytes()
-        parse = functools.partial(nvidia_smi.parse_xml, raw)
-    elif name.endswith(".txt"):
-        parse = functools.partial(nvidia_smi.parse_text, path.read_text())
-    elif name.startswith("query-gpu") and name.endswith(".csv"):
-        apps = path.with_name(name.replace("query-gpu", "query-compute-apps", 1))
-        parse = functools.partial(
-            nvidia_smi.parse_query_gpu_csv, path.read_text(), apps.read_text() if apps.exists() else None
-        )
-    else:
-        raise ValueError(f"{path}: not a capture this replay knows (NVML JSON, nvidia-smi XML/text/CSV)")
-
-    def load() -> Reading:
-        return parse().reading("replay", origin=name)
-
-    return [(parse().collected_at(), load)]
+    if path.name.endswith(".json"):
+        return [load for _, load in nvml_series_loaders(path)]
+    parse = _smi_parser(path)
+    return [lambda: parse().reading("replay", origin=path.name)]
 
 
 def capture_readings(path: Path) -> list[tuple[dt.datetime | None, Reading]]:
     """Readings from one capture file (see ``capture_loaders``), with the capture time when known."""
-    return [(at, load()) for at, load in capture_loaders(path)]
+    if path.name.endswith(".json"):
+        return list(nvml_series_readings(path))
+    report = _smi_parser(path)()
+    return [(report.collected_at(), report.reading("replay", origin=path.name))]
 
 
 def capture_files(folder: Path) -> list[Path]:
@@ -229,7 +240,7 @@ class ReplaySource:
             raise FileNotFoundError(
                 f"{path} holds no capture (nvml-series.json, *.xml, *.txt, query-gpu*.csv)"
             )
-        return cls([load for f in files for _, load in capture_loaders(f)])
+        return cls([load for f in files for load in capture_loaders(f)])
 
     def __len__(self) -> int:
         return len(self.loaders)

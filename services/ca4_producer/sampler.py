@@ -20,9 +20,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ca4_events.ids import uuid7
 from ca4_events.schema import GpuMetadataEvent
-from ca4_producer.client import Ca4Client, Delivery
+from ca4_producer.client import (
+    MAX_BATCH_EVENTS,
+    Ca4Client,
+    Ca4ClientError,
+    Ca4Unavailable,
+    Delivery,
+    Prepared,
+    chunks,
+    prepare,
+)
 from ca4_producer.collector import Collector, Snapshot
 
 log = logging.getLogger(__name__)
@@ -38,6 +46,12 @@ class SampleStats:
     event_ids: list[str] = field(default_factory=list)
     collect_ms: list[float] = field(default_factory=list)
     elapsed_s: float = 0.0
+
+    def record(self, snap: Snapshot) -> None:
+        """Count one snapshot: its id and what it cost."""
+        self.snapshots += 1
+        self.event_ids.append(str(snap.event.event_id))
+        self.collect_ms.append(snap.collect_ms)
 
     def summary(self) -> dict[str, Any]:
         """Counts and collection-time percentiles (milliseconds), for a log line or a notebook."""
@@ -87,11 +101,8 @@ def sample(
         if due > now:
             sleep(due - now)
         snap = collector.snapshot(workload={**(workload or {}), "sample": i})
-        event = snap.event if snap.event.event_id else snap.event.model_copy(update={"event_id": uuid7()})
-        sink(event)
-        stats.snapshots += 1
-        stats.event_ids.append(str(event.event_id))
-        stats.collect_ms.append(snap.collect_ms)
+        sink(snap.event)  # the collector fixed its id
+        stats.record(snap)
         if on_snapshot is not None:
             on_snapshot(i, snap)
     stats.elapsed_s = clock() - start
@@ -99,7 +110,15 @@ def sample(
 
 
 class BatchSender:
-    """Buffers events and posts them in batches; use as a sampling ``sink``."""
+    """Buffers events and posts them in batches; use as a sampling ``sink``.
+
+    A batch leaves the buffer only once the API answered for it. While the API is
+    unreachable (``Ca4Unavailable`` after the client's retries) the events stay buffered, the
+    sampling loop goes on, and the next attempt waits ``max_delay_s``. The buffer holds at
+    most ``max_buffered`` events: beyond that the oldest are given up, and like whatever is
+    still unsent at ``close()`` they are reported in ``refused`` with their ids, never
+    dropped silently.
+    """
 
     def __init__(
         self,
@@ -107,24 +126,32 @@ class BatchSender:
         *,
         batch_size: int = 50,
         max_delay_s: float = 30.0,
+        max_buffered: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
-        self._batch_size = max(1, batch_size)
+        self._batch_size = max(1, min(batch_size, MAX_BATCH_EVENTS))
         self._max_delay_s = max_delay_s
+        self._max_buffered = max(self._batch_size, max_buffered)
         self._clock = clock
-        self._buffer: list[GpuMetadataEvent] = []
+        self._buffer: list[Prepared] = []
         self._oldest: float | None = None
+        self._hold_until = 0.0  # after a failed flush: no new attempt before this time
         self.deliveries: list[Delivery] = []
 
     def add(self, event: GpuMetadataEvent) -> Delivery | None:
         """Buffer one event (its id is fixed now); post the buffer when it is full or old enough."""
-        if event.event_id is None:
-            event = event.model_copy(update={"event_id": uuid7()})
+        now = self._clock()
         if self._oldest is None:
-            self._oldest = self._clock()
-        self._buffer.append(event)
-        if len(self._buffer) >= self._batch_size or self._clock() - self._oldest >= self._max_delay_s:
+            self._oldest = now
+        self._buffer.extend(prepare([event]))
+        if len(self._buffer) > self._max_buffered:
+            overflow = len(self._buffer) - self._max_buffered
+            self._give_up(
+                overflow, f"buffer full ({self._max_buffered} events) while the API was unreachable"
+            )
+        due = len(self._buffer) >= self._batch_size or now - self._oldest >= self._max_delay_s
+        if due and now >= self._hold_until:
             return self.flush()
         return None
 
@@ -133,15 +160,45 @@ class BatchSender:
         return self.add(event)
 
     def flush(self) -> Delivery | None:
-        """Post what is buffered (nothing when empty)."""
-        if not self._buffer:
-            return None
-        batch, self._buffer, self._oldest = self._buffer, [], None
-        delivery = self._client.post_batch(batch)
-        if delivery.refused:
-            log.warning("%d of %d events refused: %s", len(delivery.refused), len(batch), delivery.refused)
-        self.deliveries.append(delivery)
+        """Post what is buffered, a batch at a time; the last delivery (None when nothing went out)."""
+        delivery = None
+        for batch in list(chunks(self._buffer, self._batch_size)):
+            try:
+                delivery = self._client.send(batch)
+            except Ca4Unavailable as exc:
+                self._hold_until = self._clock() + self._max_delay_s
+                log.warning(
+                    "%d events kept for a later attempt, the API is unreachable: %s", len(self._buffer), exc
+                )
+                return delivery
+            del self._buffer[: len(batch)]
+            if delivery.refused:
+                log.warning(
+                    "%d of %d events refused: %s", len(delivery.refused), len(batch), delivery.refused
+                )
+            self.deliveries.append(delivery)
+        self._oldest = None
         return delivery
+
+    def _give_up(self, count: int, why: str) -> None:
+        gone, self._buffer = self._buffer[:count], self._buffer[count:]
+        log.error("%d events not delivered: %s", count, why)
+        self.deliveries.append(
+            Delivery(
+                status=503,
+                event_ids=[p.event_id for p in gone],
+                attempts=0,
+                refused=[
+                    {"index": i, "event_id": p.event_id, "status": 503, "detail": f"not delivered: {why}"}
+                    for i, p in enumerate(gone)
+                ],
+            )
+        )
+
+    @property
+    def pending(self) -> int:
+        """Events buffered and not yet answered for."""
+        return len(self._buffer)
 
     @property
     def accepted_ids(self) -> list[str]:
@@ -150,12 +207,19 @@ class BatchSender:
 
     @property
     def refused(self) -> list[dict[str, Any]]:
-        """Every item the API refused so far."""
+        """Every item the API refused (or that could not be delivered) so far."""
         return [item for d in self.deliveries for item in d.refused]
 
     def close(self) -> None:
-        """Send what is left."""
-        self.flush()
+        """Send what is left; what still cannot be sent is reported in ``refused``, not raised."""
+        self._hold_until = 0.0
+        why = "the API was still unreachable at close"
+        try:
+            self.flush()
+        except Ca4ClientError as exc:  # e.g. 401: retrying cannot help, and close must not raise
+            why = str(exc).splitlines()[0]
+        if self._buffer:
+            self._give_up(len(self._buffer), why)
 
     def __enter__(self) -> BatchSender:
         return self

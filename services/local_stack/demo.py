@@ -10,8 +10,6 @@ anything is missing.
 from __future__ import annotations
 
 import datetime as dt
-import gzip
-import json
 import statistics
 import time
 import uuid
@@ -125,24 +123,15 @@ def _wait_for_document(coll: Any, event_id: str, deadline: float) -> dict[str, A
 
 def _collect_archive(cfg: StackConfig, result: DemoResult, deadline: float) -> None:
     client = s3.client(cfg)
-    seen: set[str] = set()
-    while result.unarchived and time.monotonic() < deadline:
-        pages = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="enriched/")
-        for page in pages:
-            for obj in page.get("Contents", []):
-                if obj["Key"] in seen:
-                    continue
-                seen.add(obj["Key"])
-                body = gzip.decompress(client.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read())
-                ids = {json.loads(line)["_id"] for line in body.splitlines() if line}
-                mine = ids & set(result.sent)
-                if mine:
-                    result.archived_ids |= mine
-                    result.archive_keys.append(obj["Key"])
-                    raw_key = "raw/" + obj["Key"].removeprefix("enriched/")
-                    result.archive_keys.append(raw_key)
-        if result.unarchived:
-            time.sleep(0.2)
+    sent = set(result.sent)
+    seen: dict[str, set[str]] = {}
+    while True:
+        holding = s3.archived_ids(client, seen, keep=lambda doc: doc["_id"] in sent)
+        result.archived_ids = set().union(*holding.values())
+        result.archive_keys = [k for key in holding for k in (key, "raw/" + key.removeprefix("enriched/"))]
+        if not result.unarchived or time.monotonic() >= deadline:
+            return
+        time.sleep(0.2)
 
 
 _ROW = "  {:36}  {:5}  {:>5}  {:>5}  {:>8}  {:>6}  {:>6}  {}"

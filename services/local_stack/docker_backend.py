@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from local_stack import ferretdb
 from local_stack import kafka as native_kafka
 from local_stack import s3 as native_s3
 from local_stack.config import KAFKA_CLUSTER_ID, StackConfig, kafka_version
-from local_stack.procs import StackError, http_ok, port_open, step, wait_until
+from local_stack.procs import StackError, require_free_port, step
 
 MONGO_IMAGE = "mongo:7.0"
 COMPONENTS = ("s3", "mongo", "kafka")
@@ -105,47 +107,82 @@ def running(cfg: StackConfig, component: str) -> str | None:
     return str(container.short_id) if container.status == "running" else None
 
 
+@contextlib.contextmanager
+def _without_reaper() -> Iterator[None]:
+    """testcontainers' Ryuk reaper off for one start (the containers outlive this process)."""
+    from testcontainers.core.config import testcontainers_config  # noqa: PLC0415 - optional backend
+
+    before = testcontainers_config.ryuk_disabled
+    testcontainers_config.ryuk_disabled = True
+    try:
+        yield
+    finally:
+        testcontainers_config.ryuk_disabled = before
+
+
 def _start(
-    cfg: StackConfig, component: str, image: str, *, port: int, inner: int, env: dict[str, str]
+    cfg: StackConfig, component: str, image: str, *, port_field: str, inner: int, env: dict[str, str]
 ) -> None:
-    os.environ["TESTCONTAINERS_RYUK_DISABLED"] = "true"  # containers outlive this process
     from testcontainers.core.container import DockerContainer  # noqa: PLC0415 - optional backend
 
+    port = int(getattr(cfg, port_field))
     if running(cfg, component):
         print(f"{component} container already running on 127.0.0.1:{port}", flush=True)
         return
-    if port_open(port):
-        raise StackError(
-            f"port {port} is taken by another program; stop it or choose another CA4_LOCAL_* port"
-        )
+    require_free_port(cfg, port_field)
     stop(cfg, component)  # a stopped container of the same name would block the new one
     container = DockerContainer(image, name=container_name(cfg, component)).with_envs(**env)
     # docker-py takes (ip, port) to publish on one address; testcontainers' helper only takes a port
     ports: dict[str, Any] = container.ports
     ports[f"{inner}/tcp"] = ("127.0.0.1", port)
-    container.start()
+    with _without_reaper():
+        container.start()
+
+
+def _logs(cfg: StackConfig, component: str, lines: int = 15) -> str:
+    import docker.errors  # noqa: PLC0415 - optional backend
+
+    name = container_name(cfg, component)
+    try:
+        with _docker() as client:
+            text = client.containers.get(name).logs(tail=lines).decode(errors="replace")
+    except docker.errors.DockerException as exc:
+        return f"\n(no logs of container {name}: {exc})"
+    return f"\n--- last lines of container {name} ---\n{text}"
+
+
+def _wait_ready(cfg: StackConfig, component: str, ready: Callable[[], bool], timeout: float) -> None:
+    """Poll ``ready``; fail with the container's log when it stops or the time is up."""
+    what = f"{component} container"
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if running(cfg, component) is None:
+            raise StackError(f"{what}: the container exited during start-up{_logs(cfg, component)}")
+        if time.monotonic() >= deadline:
+            raise StackError(f"{what}: not ready after {timeout:.0f} s{_logs(cfg, component)}")
+        time.sleep(0.5)
 
 
 def start_s3(cfg: StackConfig) -> None:
     """moto in a container, then the archive bucket."""
     with step(f"starting S3 endpoint ({moto_image()}) on {cfg.s3_endpoint}"):
-        _start(cfg, "s3", moto_image(), port=cfg.s3_port, inner=5000, env={})
-        wait_until(lambda: http_ok(f"{cfg.s3_endpoint}/moto-api/"), 60, "moto container")
+        _start(cfg, "s3", moto_image(), port_field="s3_port", inner=5000, env={})
+        _wait_ready(cfg, "s3", lambda: native_s3.ready(cfg), 60)
     native_s3.ensure_bucket(cfg)
 
 
 def start_mongo(cfg: StackConfig) -> None:
     """MongoDB in a container (the database FerretDB stands in for natively)."""
     with step(f"starting MongoDB ({MONGO_IMAGE}) on {cfg.mongo_uri}"):
-        _start(cfg, "mongo", MONGO_IMAGE, port=cfg.mongo_port, inner=27017, env={})
-        wait_until(lambda: port_open(cfg.mongo_port), 60, "mongodb container")
+        _start(cfg, "mongo", MONGO_IMAGE, port_field="mongo_port", inner=27017, env={})
+        _wait_ready(cfg, "mongo", lambda: ferretdb.ready(cfg), 60)
 
 
 def start_kafka(cfg: StackConfig) -> None:
     """Kafka in KRaft mode from the official image, then the topics."""
     with step(f"starting Kafka ({kafka_image()}) on {cfg.kafka_bootstrap}"):
-        _start(cfg, "kafka", kafka_image(), port=cfg.kafka_port, inner=9092, env=kafka_env(cfg))
-        wait_until(lambda: native_kafka.metadata_ok(cfg), 120, "kafka container")
+        _start(cfg, "kafka", kafka_image(), port_field="kafka_port", inner=9092, env=kafka_env(cfg))
+        _wait_ready(cfg, "kafka", lambda: native_kafka.ready(cfg), 120)
     native_kafka.ensure_topics(cfg)
 
 

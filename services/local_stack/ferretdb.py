@@ -78,7 +78,8 @@ def process(cfg: StackConfig) -> Process:
     return Process("ferretdb", cfg.run_dir, cfg.logs_dir)
 
 
-def _ping(cfg: StackConfig) -> bool:
+def ready(cfg: StackConfig) -> bool:
+    """The Mongo-wire endpoint answers ping (FerretDB here, or MongoDB in the docker backend)."""
     client: MongoClient[dict[str, object]] = MongoClient(cfg.mongo_uri, serverSelectionTimeoutMS=1000)
     try:
         client.admin.command("ping")
@@ -95,7 +96,7 @@ def start(cfg: StackConfig) -> None:
     if proc.alive():
         print(f"ferretdb already running (pid {proc.pid()}) on {cfg.mongo_uri}", flush=True)
         return
-    require_free_port(cfg.mongo_port, "CA4_LOCAL_MONGO_PORT")
+    require_free_port(cfg, "mongo_port")
     binary = ensure_binary(cfg)
     data = cfg.data_dir("ferretdb")
     state = cfg.data_dir("ferretdb-state")
@@ -119,7 +120,7 @@ def start(cfg: StackConfig) -> None:
                 "HOME": os.environ.get("HOME", str(Path.home())),
             },
         )
-        wait_until(lambda: _ping(cfg), 30, "ferretdb", proc.log_file, proc)
+        wait_until(lambda: ready(cfg), 30, "ferretdb", proc.log_file, proc)
 
 
 def stop(cfg: StackConfig) -> bool:

@@ -100,7 +100,7 @@ def start(cfg: StackConfig) -> None:
         print(f"kafka already running (pid {proc.pid()}) on {cfg.kafka_bootstrap}", flush=True)
         ensure_topics(cfg)
         return
-    require_free_port(cfg.kafka_port, "CA4_LOCAL_KAFKA_PORT")
+    require_free_port(cfg, "kafka_port")
     java = prereqs.require_java("the Kafka broker")
     libs = ensure_jars(cfg)
     conf_dir = cfg.state_dir / "conf"
@@ -145,11 +145,11 @@ def start(cfg: StackConfig) -> None:
             env,
         )
         wait_until(lambda: port_open(cfg.kafka_port), 90, "kafka", proc.log_file, proc)
-        wait_until(lambda: metadata_ok(cfg), 60, "kafka metadata", proc.log_file, proc)
+        wait_until(lambda: ready(cfg), 60, "kafka metadata", proc.log_file, proc)
     ensure_topics(cfg)
 
 
-def metadata_ok(cfg: StackConfig) -> bool:
+def ready(cfg: StackConfig) -> bool:
     """True when the broker answers a metadata request."""
     try:
         admin = KafkaAdminClient(bootstrap_servers=cfg.kafka_bootstrap, request_timeout_ms=3000)

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from local_stack.config import StackConfig, port_env
+
 # Popen handles of the processes this interpreter started: kept so they are reaped with
 # wait() (no zombies) and never garbage-collected while running (ResourceWarning)
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
@@ -51,10 +53,14 @@ def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
         return False
 
 
-def require_free_port(port: int, env_var: str) -> None:
-    """A ``StackError`` naming the port and the variable that moves it, when something else listens."""
+def require_free_port(cfg: StackConfig, field: str) -> None:
+    """A ``StackError`` naming the port and the variable that moves it, when something else listens.
+
+    ``field`` is the ``StackConfig`` port field (``"kafka_port"``); its variable is derived from it.
+    """
+    port = int(getattr(cfg, field))
     if port_open(port):
-        raise StackError(f"port {port} is taken by another program; stop it or set {env_var}")
+        raise StackError(f"port {port} is taken by another program; stop it or set {port_env(field)}")
 
 
 def http_ok(url: str, timeout: float = 1.0) -> bool:
@@ -109,11 +115,17 @@ class Process:
         """stdout and stderr of the process."""
         return self.logs_dir / f"{self.name}.log"
 
+    def _recorded_pid(self) -> int | None:
+        """The PID in the PID file, whether or not that process still runs."""
+        try:
+            return int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
     def pid(self) -> int | None:
         """The recorded PID, if that process still exists."""
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
+        pid = self._recorded_pid()
+        if pid is None:
             return None
         try:
             os.kill(pid, 0)
@@ -151,11 +163,8 @@ class Process:
 
     def wait(self, timeout: float) -> int:
         """Exit code of a process this interpreter started, once it exits (``TimeoutExpired`` if not)."""
-        # read the PID file, not pid(): a child that already died is a zombie, which pid() hides
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            pid = None
+        # the PID file, not pid(): a child that already died is a zombie, which pid() hides
+        pid = self._recorded_pid()
         child = _CHILDREN.get(pid) if pid is not None else None
         if child is None:
             raise StackError(f"{self.name} was not started by this process; its exit code is unknown")

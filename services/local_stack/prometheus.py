@@ -60,6 +60,11 @@ rule_files:
 """
 
 
+def ready(cfg: StackConfig) -> bool:
+    """Prometheus answers /-/ready."""
+    return http_ok(f"{cfg.prometheus_url}/-/ready")
+
+
 def start(cfg: StackConfig) -> None:
     """Start Prometheus if it is installed; otherwise say so and go on."""
     proc = process(cfg)
@@ -73,7 +78,7 @@ def start(cfg: StackConfig) -> None:
             "install it with scripts/ensure_packages.sh prometheus)"
         )
         return
-    require_free_port(cfg.prometheus_port, "CA4_LOCAL_PROMETHEUS_PORT")
+    require_free_port(cfg, "prometheus_port")
     conf = cfg.state_dir / "conf" / "prometheus.yml"
     conf.parent.mkdir(parents=True, exist_ok=True)
     conf.write_text(config_text(cfg))
@@ -94,7 +99,7 @@ def start(cfg: StackConfig) -> None:
                 "HOME": os.environ.get("HOME", str(Path.home())),
             },
         )
-        wait_until(lambda: http_ok(f"{cfg.prometheus_url}/-/ready"), 30, "prometheus", proc.log_file, proc)
+        wait_until(lambda: ready(cfg), 30, "prometheus", proc.log_file, proc)
 
 
 def stop(cfg: StackConfig) -> bool:

@@ -18,6 +18,16 @@ def worker_process(cfg: StackConfig) -> Process:
     return Process("metadata-worker", cfg.run_dir, cfg.logs_dir)
 
 
+def api_ready(cfg: StackConfig) -> bool:
+    """The API answers /readyz (it can reach Kafka)."""
+    return http_ok(f"{cfg.api_url}/readyz")
+
+
+def worker_ready(cfg: StackConfig) -> bool:
+    """The worker answers /readyz (database reachable, consumer running)."""
+    return http_ok(f"{cfg.worker_url}/readyz")
+
+
 def _env(contract: dict[str, str]) -> dict[str, str]:
     # only the contract variables plus what a process needs to run at all: nothing from the
     # user's shell leaks in, so the local stack proves the manifests' env is sufficient
@@ -33,10 +43,10 @@ def start_api(cfg: StackConfig, env_overrides: dict[str, str] | None = None) -> 
     if proc.alive():
         print(f"processor-api already running (pid {proc.pid()}) on {cfg.api_url}", flush=True)
         return
-    require_free_port(cfg.api_port, "CA4_LOCAL_API_PORT")
+    require_free_port(cfg, "api_port")
     with step(f"starting Processor API on {cfg.api_url}"):
         proc.start([python(), "-m", "processor_api"], _env({**cfg.api_env(), **(env_overrides or {})}))
-        wait_until(lambda: http_ok(f"{cfg.api_url}/readyz"), 60, "processor-api", proc.log_file, proc)
+        wait_until(lambda: api_ready(cfg), 60, "processor-api", proc.log_file, proc)
 
 
 def start_worker(cfg: StackConfig, env_overrides: dict[str, str] | None = None) -> None:
@@ -48,7 +58,17 @@ def start_worker(cfg: StackConfig, env_overrides: dict[str, str] | None = None) 
     if proc.alive():
         print(f"metadata-worker already running (pid {proc.pid()}) on {cfg.worker_url}", flush=True)
         return
-    require_free_port(cfg.worker_port, "CA4_LOCAL_WORKER_PORT")
+    require_free_port(cfg, "worker_port")
     with step(f"starting Metadata Worker (probes on {cfg.worker_url})"):
         proc.start([python(), "-m", "metadata_worker"], _env({**cfg.worker_env(), **(env_overrides or {})}))
-        wait_until(lambda: http_ok(f"{cfg.worker_url}/readyz"), 60, "metadata-worker", proc.log_file, proc)
+        wait_until(lambda: worker_ready(cfg), 60, "metadata-worker", proc.log_file, proc)
+
+
+def stop_api(cfg: StackConfig) -> bool:
+    """SIGTERM (the API drains its requests), SIGKILL after 20 s; True when it was running."""
+    return api_process(cfg).stop(timeout=20)
+
+
+def stop_worker(cfg: StackConfig) -> bool:
+    """SIGTERM (the worker finishes its batch and commits), SIGKILL after 20 s; True when it was running."""
+    return worker_process(cfg).stop(timeout=20)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from local_stack import docker_backend, ferretdb, kafka, prometheus, s3, services
 from local_stack.config import BUCKET, StackConfig
-from local_stack.procs import Process, StackError, http_ok, note, port_open
+from local_stack.procs import Process, StackError, note
 
 
 @dataclass(frozen=True)
@@ -24,22 +24,21 @@ class Component:
     installed: Callable[[], bool] = lambda: True  # optional components may be absent
 
 
-def _process(  # noqa: PLR0917 - a table row: the call sites read as columns
+def _process(
     name: str,
     handle: Callable[[StackConfig], Process],
+    *,
     start: Callable[[StackConfig], None],
+    stop: Callable[[StackConfig], bool],
+    ready: Callable[[StackConfig], bool],
     endpoint: Callable[[StackConfig], str],
-    healthy: Callable[[StackConfig], bool],
-    stop_timeout: float = 20.0,
     installed: Callable[[], bool] = lambda: True,
 ) -> Component:
     def running(cfg: StackConfig) -> str | None:
         pid = handle(cfg).pid()
         return None if pid is None else str(pid)
 
-    return Component(
-        name, start, lambda c: handle(c).stop(timeout=stop_timeout), running, endpoint, healthy, installed
-    )
+    return Component(name, start, stop, running, endpoint, ready, installed)
 
 
 def _container(
@@ -47,7 +46,7 @@ def _container(
     key: str,
     start: Callable[[StackConfig], None],
     endpoint: Callable[[StackConfig], str],
-    healthy: Callable[[StackConfig], bool],
+    ready: Callable[[StackConfig], bool],
 ) -> Component:
     return Component(
         name,
@@ -55,80 +54,78 @@ def _container(
         lambda c: docker_backend.stop(c, key),
         lambda c: docker_backend.running(c, key),
         endpoint,
-        healthy,
+        ready,
     )
 
 
-def _s3_healthy(c: StackConfig) -> bool:
-    return http_ok(f"{c.s3_endpoint}/moto-api/")
-
-
+# each component's start waits for the same ``ready`` that status reports as healthy
 SERVICES: tuple[Component, ...] = (
     _process(
         "metadata-worker",
         services.worker_process,
-        services.start_worker,
-        lambda c: c.worker_url,
-        lambda c: http_ok(f"{c.worker_url}/readyz"),
+        start=services.start_worker,
+        stop=services.stop_worker,
+        ready=services.worker_ready,
+        endpoint=lambda c: c.worker_url,
     ),
     _process(
         "processor-api",
         services.api_process,
-        services.start_api,
-        lambda c: c.api_url,
-        lambda c: http_ok(f"{c.api_url}/readyz"),
+        start=services.start_api,
+        stop=services.stop_api,
+        ready=services.api_ready,
+        endpoint=lambda c: c.api_url,
     ),
     _process(
         "prometheus",
         prometheus.process,
-        prometheus.start,
-        lambda c: c.prometheus_url,
-        lambda c: http_ok(f"{c.prometheus_url}/-/ready"),
-        10,
+        start=prometheus.start,
+        stop=prometheus.stop,
+        ready=prometheus.ready,
+        endpoint=lambda c: c.prometheus_url,
         installed=lambda: prometheus.binary() is not None,
     ),
 )
 NATIVE: tuple[Component, ...] = (
-    _process("s3", s3.process, s3.start, lambda c: c.s3_endpoint, _s3_healthy, 10),
+    _process(
+        "s3", s3.process, start=s3.start, stop=s3.stop, ready=s3.ready, endpoint=lambda c: c.s3_endpoint
+    ),
     _process(
         "ferretdb",
         ferretdb.process,
-        ferretdb.start,
-        lambda c: c.mongo_uri,
-        lambda c: port_open(c.mongo_port),
-        10,
+        start=ferretdb.start,
+        stop=ferretdb.stop,
+        ready=ferretdb.ready,
+        endpoint=lambda c: c.mongo_uri,
     ),
     _process(
         "kafka",
         kafka.process,
-        kafka.start,
-        lambda c: c.kafka_bootstrap,
-        lambda c: port_open(c.kafka_port),
-        30,
+        start=kafka.start,
+        stop=kafka.stop,
+        ready=kafka.ready,
+        endpoint=lambda c: c.kafka_bootstrap,
     ),
 )
 DOCKER: tuple[Component, ...] = (
-    _container("s3", "s3", docker_backend.start_s3, lambda c: c.s3_endpoint, _s3_healthy),
-    _container(
-        "mongodb",
-        "mongo",
-        docker_backend.start_mongo,
-        lambda c: c.mongo_uri,
-        lambda c: port_open(c.mongo_port),
-    ),
-    _container(
-        "kafka",
-        "kafka",
-        docker_backend.start_kafka,
-        lambda c: c.kafka_bootstrap,
-        lambda c: port_open(c.kafka_port),
-    ),
+    _container("s3", "s3", docker_backend.start_s3, lambda c: c.s3_endpoint, s3.ready),
+    _container("mongodb", "mongo", docker_backend.start_mongo, lambda c: c.mongo_uri, ferretdb.ready),
+    _container("kafka", "kafka", docker_backend.start_kafka, lambda c: c.kafka_bootstrap, kafka.ready),
 )
 
 
 def components(cfg: StackConfig) -> tuple[Component, ...]:
-    """Every component of this stack, in start order."""
-    return (DOCKER if cfg.backend == "docker" else NATIVE) + SERVICES
+    """Every component of this stack, in start order.
+
+    With ``backend="docker"`` and no Docker daemon (or no Docker SDK) this raises a
+    ``StackError`` saying so, so up, status and down all refuse the same readable way.
+    """
+    if cfg.backend == "docker":
+        problem = docker_backend.docker_problem()
+        if problem:
+            raise StackError(f"CA4_LOCAL_BACKEND=docker, but {problem}; unset it to use the native stack")
+        return DOCKER + SERVICES
+    return NATIVE + SERVICES
 
 
 def component(cfg: StackConfig, name: str) -> Component:
@@ -141,10 +138,6 @@ def component(cfg: StackConfig, name: str) -> Component:
 
 def up(cfg: StackConfig) -> None:
     """Start every component that is not running yet, in dependency order."""
-    if cfg.backend == "docker":
-        problem = docker_backend.docker_problem()
-        if problem:
-            raise StackError(f"CA4_LOCAL_BACKEND=docker, but {problem}; unset it to use the native stack")
     for comp in components(cfg):
         comp.start(cfg)
     note("")

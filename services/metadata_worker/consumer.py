@@ -157,9 +157,9 @@ class BatchProcessor:
                     )
             devices = latest_per_device([doc for _, doc in batch.good])
             self._db.upsert_devices(devices)
+            metrics.DB_WRITE_SECONDS.observe(time.perf_counter() - started)
             if self._fleet is not None:
                 self._fleet.update(devices)
-            metrics.DB_WRITE_SECONDS.observe(time.perf_counter() - started)
             stored, duplicates = result.inserted, result.duplicates
             now = time.time()
             for record, _ in batch.good:
@@ -190,17 +190,19 @@ class PendingArchive:
         self._max_age_s = max_age_s
         self._clock = clock
         self.batches: list[Batch] = []
+        self._records = 0  # records held, kept as batches come and go
         self._since = 0.0
 
     def __len__(self) -> int:
-        return sum(len(b.records) for b in self.batches)
+        return self._records
 
     def add(self, batch: Batch) -> None:
         """Hold a delivered batch until the next flush."""
         if not self.batches:
             self._since = self._clock()
         self.batches.append(batch)
-        metrics.ARCHIVE_PENDING.set(len(self))
+        self._records += len(batch.records)
+        metrics.ARCHIVE_PENDING.set(self._records)
 
     def due(self) -> bool:
         """Enough records, or the oldest waited long enough."""
@@ -223,6 +225,7 @@ class PendingArchive:
     def clear(self) -> None:
         """Forget the batches (after a flush, or when their partitions were revoked)."""
         self.batches = []
+        self._records = 0
         metrics.ARCHIVE_PENDING.set(0)
 
     def flush(self) -> list[str]:
@@ -336,7 +339,7 @@ class Worker:
                     "stopping with an undelivered batch; it will be redelivered",
                     extra={"records": len(records)},
                 )
-                return
+                break  # the batches already in the database may still be archived and committed
             self._log_delivered(batch, report)
             if self._pending is None:
                 self._commit(batch.next_offsets())
@@ -390,7 +393,8 @@ class Worker:
                 return
             except SinkUnavailable as exc:
                 log.warning("final archive flush failed", extra={"attempt": attempt, "error": str(exc)})
-                time.sleep(min(self._retry_initial_s * attempt, 1.0))
+                if attempt < self.STOP_FLUSH_ATTEMPTS:
+                    time.sleep(min(self._retry_initial_s * attempt, 1.0))
         log.warning(
             "stopping without archiving the last batches; they will be replayed",
             extra={"records": len(pending)},
@@ -448,6 +452,8 @@ class Worker:
                 self._consumer.resume(*self._consumer.paused())
 
     def _commit(self, next_offsets: dict[TopicPartition, int]) -> None:
+        if not next_offsets:
+            return  # nothing to commit (e.g. the held batches were dropped at a rebalance)
         offsets = {tp: OffsetAndMetadata(off, "", -1) for tp, off in next_offsets.items()}
         try:
             self._consumer.commit(offsets, timeout_ms=10_000)

@@ -13,6 +13,7 @@ several worker replicas each exports the devices it processed, so dashboards agg
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -98,6 +99,7 @@ class _Entry:
     labels: tuple[str, str, str]
     values: dict[str, float]
     seen: float  # monotonic time the worker last updated it
+    last_seen_at: dt.datetime  # the snapshot's collected_at: an older one (a replay) never replaces it
 
 
 class FleetGauges(Collector):
@@ -118,13 +120,16 @@ class FleetGauges(Collector):
         now = self._clock()
         with self._lock:
             for state in states:
+                current = self._entries.get(state["uuid"])
+                if current is not None and state["last_seen_at"] < current.last_seen_at:
+                    continue  # a replayed, older snapshot: gpu_devices refuses it too
                 values: dict[str, float] = {}
                 for name, (_, read) in GAUGES.items():
                     value = read(state)
                     if value is not None:
                         values[name] = float(value)
                 labels = (_label(state["uuid"]), _label(state.get("name")), _label(state.get("host")))
-                self._entries[state["uuid"]] = _Entry(labels, values, now)
+                self._entries[state["uuid"]] = _Entry(labels, values, now, state["last_seen_at"])
             self._prune(now)
 
     def _prune(self, now: float) -> None:

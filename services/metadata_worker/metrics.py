@@ -11,7 +11,7 @@ EVENTS_DLQ = Counter(
     "Records sent to the dead-letter topic, by error type.",
     ["error_type"],
 )
-BATCHES = Counter("ca4_worker_batches_total", "Batches committed.")
+BATCHES = Counter("ca4_worker_batches_total", "Offset commits: one per batch, or per archive flush window.")
 BATCH_SIZE = Histogram(
     "ca4_worker_batch_records",
     "Records per polled batch.",

@@ -13,7 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ca4_events.schema import GpuMetadataEvent
+from ca4_events.schema import EventBatch, GpuMetadataEvent, with_workload_defs
 from processor_api import metrics
 from processor_api.auth import TokenVerifier
 from processor_api.config import Settings
@@ -76,21 +76,11 @@ def _openapi(app: FastAPI, max_batch: int) -> dict[str, Any]:
     components = doc.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     schemas.update(event.pop("$defs", {}))
-    schemas["GpuMetadataEvent"] = event
-    schemas["EventBatch"] = {
-        "title": "EventBatch",
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["events"],
-        "properties": {
-            "events": {
-                "type": "array",
-                "minItems": 1,
-                "maxItems": max_batch,
-                "items": {"$ref": "#/components/schemas/GpuMetadataEvent"},
-            }
-        },
-    }
+    schemas["GpuMetadataEvent"] = with_workload_defs(event, schemas, "#/components/schemas/")
+    batch = EventBatch.model_json_schema(ref_template="#/components/schemas/{model}")
+    batch.pop("$defs", None)  # the same definitions the event brought
+    batch["properties"]["events"]["maxItems"] = max_batch
+    schemas["EventBatch"] = batch
     components["securitySchemes"] = {"bearerAuth": {"type": "http", "scheme": "bearer"}}
     post = doc["paths"]["/metadata"]["post"]
     post["security"] = [{"bearerAuth": []}]
@@ -113,7 +103,7 @@ def _openapi(app: FastAPI, max_batch: int) -> dict[str, Any]:
 
 def _publisher_for(settings: Settings) -> Publisher:
     if settings.kafka_client == "confluent-kafka":
-        from processor_api.publisher_confluent import ConfluentPublisher  # noqa: PLC0415 - optional
+        from processor_api.publisher_confluent import ConfluentPublisher  # noqa: PLC0415 - librdkafka loads only when chosen
 
         return ConfluentPublisher(settings)
     return KafkaPublisher(settings)

@@ -38,7 +38,7 @@ class OutRecord:
     event_id: str
     key: bytes
     value: bytes
-    headers: list[tuple[str, bytes]]
+    headers: list[tuple[str, str | bytes | None]]  # (name, value), as both clients take them
 
 
 class KafkaUnavailable(Exception):
@@ -129,8 +129,22 @@ async def probe_bootstrap(servers: Sequence[str], timeout_s: float = 1.0) -> boo
     return False
 
 
-class KafkaPublisher:
-    """kafka-python producer behind an asyncio interface."""
+# room for what the API adds to an event (its id, the headers) on top of the body it accepted
+RECORD_HEADROOM_BYTES = 64 * 1024
+
+
+def max_record_bytes(settings: Settings) -> int:
+    """The producer's record size limit: whatever body the API accepts must fit (else a 500)."""
+    return settings.api_max_body_bytes + RECORD_HEADROOM_BYTES
+
+
+class ProbedPublisher:
+    """What both publishers share: settings, and a reachability probe each second.
+
+    While no broker answers, requests fail fast with 503 instead of each waiting the full
+    timeout, and ``/readyz`` reports not ready. Subclasses react to each probe in
+    ``_on_probe`` and publish.
+    """
 
     PROBE_INTERVAL_S = 1.0
 
@@ -139,9 +153,51 @@ class KafkaPublisher:
         self._topic = settings.kafka_topic
         self._servers = settings.bootstrap_list()
         self._timeout_s = settings.api_publish_timeout_seconds
-        self._producer: KafkaProducer | None = None
         self._reachable = False
         self._probe_task: asyncio.Task[None] | None = None
+
+    @property
+    def ready(self) -> bool:
+        """A broker answered the last probe."""
+        return self._reachable
+
+    async def start(self) -> None:
+        """Probe Kafka now, then every second in the background."""
+        await self._probe_once()
+        self._probe_task = asyncio.create_task(self._probe_loop(), name="kafka-probe")
+
+    async def _stop_probing(self) -> None:
+        if self._probe_task:
+            self._probe_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probe_task
+
+    async def _probe_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.PROBE_INTERVAL_S)
+            try:
+                await self._probe_once()
+            except Exception:  # the probe must never die; log and try again
+                log.exception("kafka probe failed")
+
+    async def _probe_once(self) -> None:
+        reachable = await probe_bootstrap(self._servers)
+        if reachable != self._reachable:
+            log.info("kafka reachability changed", extra={"kafka_reachable": reachable})
+        self._reachable = reachable
+        await self._on_probe(reachable)
+        metrics.KAFKA_READY.set(1 if self.ready else 0)
+
+    async def _on_probe(self, reachable: bool) -> None:
+        """Called after each probe (the kafka-python publisher connects its producer here)."""
+
+
+class KafkaPublisher(ProbedPublisher):
+    """kafka-python producer behind an asyncio interface."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self._producer: KafkaProducer | None = None
         self._producer_lock = asyncio.Lock()
 
     @property
@@ -159,6 +215,7 @@ class KafkaPublisher:
             enable_idempotence=True,
             linger_ms=linger_ms,
             batch_size=256 * 1024,
+            max_request_size=max_record_bytes(self._settings),
             delivery_timeout_ms=delivery_ms,
             # kafka-python requires delivery >= linger + request timeout
             request_timeout_ms=max(1000, min(5000, delivery_ms - linger_ms - 1)),
@@ -166,34 +223,14 @@ class KafkaPublisher:
             reconnect_backoff_max_ms=1000,
         )
 
-    async def start(self) -> None:
-        """Probe Kafka now, then every second in the background."""
-        await self._probe_once()
-        self._probe_task = asyncio.create_task(self._probe_loop(), name="kafka-probe")
-
     async def stop(self) -> None:
         """Stop probing, flush in-flight records and close the producer."""
-        if self._probe_task:
-            self._probe_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._probe_task
+        await self._stop_probing()
         producer, self._producer = self._producer, None
         if producer is not None:
             await asyncio.to_thread(producer.close, timeout=self._timeout_s)
 
-    async def _probe_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.PROBE_INTERVAL_S)
-            try:
-                await self._probe_once()
-            except Exception:  # the probe must never die; log and try again
-                log.exception("kafka probe failed")
-
-    async def _probe_once(self) -> None:
-        reachable = await probe_bootstrap(self._servers)
-        if reachable != self._reachable:
-            log.info("kafka reachability changed", extra={"kafka_reachable": reachable})
-        self._reachable = reachable
+    async def _on_probe(self, reachable: bool) -> None:
         if reachable and self._producer is None:
             async with self._producer_lock:
                 if self._producer is None:
@@ -202,7 +239,6 @@ class KafkaPublisher:
                         log.info("kafka producer connected", extra={"bootstrap": self._servers})
                     except KafkaError as exc:
                         log.warning("kafka producer could not start", extra={"error": repr(exc)})
-        metrics.KAFKA_READY.set(1 if self.ready else 0)
 
     async def publish(self, records: Sequence[OutRecord]) -> list[str | None]:
         """Send every record and wait for its ack (or the publish timeout)."""

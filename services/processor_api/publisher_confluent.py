@@ -10,40 +10,32 @@ idempotence, an answer only after every record's ack or the publish timeout.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
 from collections.abc import Sequence
 from typing import Any
 
+from confluent_kafka import KafkaError, KafkaException, Producer
+
 from processor_api import metrics
 from processor_api.config import Settings
-from processor_api.publisher import AckTracker, KafkaUnavailable, OutRecord, probe_bootstrap
+from processor_api.publisher import AckTracker, KafkaUnavailable, OutRecord, ProbedPublisher, max_record_bytes
 
 log = logging.getLogger(__name__)
 
 
-class ConfluentPublisher:
+class ConfluentPublisher(ProbedPublisher):
     """confluent-kafka producer behind the Publisher protocol."""
 
-    PROBE_INTERVAL_S = 1.0
-
     def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._topic = settings.kafka_topic
-        self._servers = settings.bootstrap_list()
-        self._timeout_s = settings.api_publish_timeout_seconds
+        super().__init__(settings)
         self._producer = self._new_producer()
         self._fatal = False  # set by a delivery report: the producer must be replaced
-        self._reachable = False
         self._stop = threading.Event()
         self._poller = threading.Thread(target=self._poll_loop, name="kafka-delivery", daemon=True)
-        self._probe_task: asyncio.Task[None] | None = None
 
-    def _new_producer(self) -> Any:
-        from confluent_kafka import Producer  # noqa: PLC0415 - imported where used
-
+    def _new_producer(self) -> Producer:
         settings = self._settings
         return Producer(
             {
@@ -54,14 +46,9 @@ class ConfluentPublisher:
                 "linger.ms": settings.kafka_linger_ms,
                 "delivery.timeout.ms": int(self._timeout_s * 1000),
                 "request.timeout.ms": 5000,
-                "queue.buffering.max.ms": settings.kafka_linger_ms,
+                "message.max.bytes": max_record_bytes(settings),
             }
         )
-
-    @property
-    def ready(self) -> bool:
-        """A broker answered the last probe."""
-        return self._reachable
 
     def _poll_loop(self) -> None:
         while not self._stop.is_set():
@@ -78,24 +65,11 @@ class ConfluentPublisher:
     async def start(self) -> None:
         """Start the delivery thread and the reachability probe."""
         self._poller.start()
-        self._reachable = await probe_bootstrap(self._servers)
-        self._probe_task = asyncio.create_task(self._probe_loop(), name="kafka-probe")
-
-    async def _probe_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.PROBE_INTERVAL_S)
-            reachable = await probe_bootstrap(self._servers)
-            if reachable != self._reachable:
-                log.info("kafka reachability changed", extra={"kafka_reachable": reachable})
-            self._reachable = reachable
-            metrics.KAFKA_READY.set(1 if reachable else 0)
+        await super().start()
 
     async def stop(self) -> None:
         """Flush, then stop the threads."""
-        if self._probe_task:
-            self._probe_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._probe_task
+        await self._stop_probing()
         await asyncio.to_thread(self._producer.flush, self._timeout_s)
         self._stop.set()
         self._poller.join(timeout=5)
@@ -116,15 +90,17 @@ class ConfluentPublisher:
                     self._fatal = True
                 acks.settle(index, None if err is None else str(err.name()))
 
-            headers: list[tuple[str, str | bytes | None]] = list(rec.headers)
             try:
                 self._producer.produce(
-                    self._topic, value=rec.value, key=rec.key, headers=headers, on_delivery=report
+                    self._topic, value=rec.value, key=rec.key, headers=rec.headers, on_delivery=report
                 )
             except BufferError:
                 acks.settle(index, "QueueFull")
+            except KafkaException as exc:  # refused before it was queued (too large, fatal state)
+                error = exc.args[0] if exc.args else None
+                acks.settle(index, error.name() if isinstance(error, KafkaError) else type(exc).__name__)
         result = await acks.wait(self._timeout_s + 2)
         metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
-        if all(r is not None for r in result) and all(r == "QueueFull" for r in result):
+        if all(r == "QueueFull" for r in result):
             raise KafkaUnavailable("the producer queue is full")
         return result

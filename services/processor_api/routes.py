@@ -14,13 +14,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import from_json
 
 from ca4_events import names
 from ca4_events.ids import uuid7
-from ca4_events.schema import GpuMetadataEvent
-from ca4_events.validation import FieldError, field_errors
+from ca4_events.schema import EventBatch, GpuMetadataEvent
+from ca4_events.validation import FieldError, field_errors, field_path
 from processor_api import metrics
 from processor_api.auth import TokenVerifier
 from processor_api.config import Settings
@@ -137,7 +137,7 @@ def _is_json(content_type: str | None) -> bool:
 
 def _validate(item: Any, prefix: tuple[int | str, ...]) -> GpuMetadataEvent | list[FieldError]:
     if not isinstance(item, dict):
-        where = "".join(f"[{p}]" if isinstance(p, int) else str(p) for p in prefix) or "(body)"
+        where = field_path(prefix) if prefix else "(body)"
         return [FieldError(field=where, message="must be a JSON object", type="object_type")]
     try:
         return GpuMetadataEvent.model_validate(item)
@@ -205,13 +205,6 @@ async def post_metadata(request: Request, settings: SettingsDep, publisher: Publ
     return await _validate_each(request, settings, publisher, body)
 
 
-class _Batch(BaseModel):
-    """A batch body whose every event is valid (the fast path)."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-    events: list[GpuMetadataEvent] = Field(min_length=1)
-
-
 def _first_key(body: bytes) -> bytes | None:
     """The first key of a JSON object body, without parsing it (b'"events"' marks a batch)."""
     head = body[:64].lstrip()
@@ -230,7 +223,7 @@ def _validate_whole(body: bytes, limit: int) -> tuple[list[GpuMetadataEvent], bo
     """
     try:
         if _first_key(body) == b'"events"':
-            events = _Batch.model_validate_json(body).events
+            events = list(EventBatch.model_validate_json(body).events)
             return (events, True) if len(events) <= limit else None
         return [GpuMetadataEvent.model_validate_json(body)], False
     except ValidationError:

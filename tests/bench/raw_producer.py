@@ -38,6 +38,10 @@ def confluent(bootstrap: str, topic: str, value: bytes, records: int, keys: int)
     producer = Producer(
         {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 5}
     )
+    # connection, metadata and the idempotent producer id outside the timer, as for kafka-python
+    producer.produce(topic, value=value, key=b"warm-up")
+    if producer.flush(30) != 0:
+        raise RuntimeError(f"the warm-up record was not delivered to {topic} within 30 s")
     started = time.perf_counter()
     for i in range(records):
         while True:

@@ -7,6 +7,7 @@ root variable to its default.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -107,26 +108,29 @@ class TerraformTree:
         """Managed resources."""
         return list(self.blocks("resource", type_, module))
 
-    def resource(self, module: str, type_: str, name: str) -> Block:
-        """One resource; a clear failure when it is missing."""
-        for block in self.blocks("resource", type_, module):
+    def _find(self, kind: str, module: str, type_: str | None, name: str) -> Block:
+        """One block of a kind by name; a clear failure when it is missing."""
+        for block in self.blocks(kind, type_, module):
             if block.name == name:
                 return block
-        raise AssertionError(f"module.{module}.{type_}.{name} does not exist")
+        what = ".".join(p for p in ("data" if kind == "data" else "", type_ or kind, name) if p)
+        raise AssertionError(f"{what} is not declared in module {module}")
+
+    def resource(self, module: str, type_: str, name: str) -> Block:
+        """One resource."""
+        return self._find("resource", module, type_, name)
+
+    def data(self, module: str, type_: str, name: str) -> Block:
+        """One data source."""
+        return self._find("data", module, type_, name)
 
     def variable(self, module: str, name: str) -> Block:
         """One variable declaration."""
-        for block in self.blocks("variable", module=module):
-            if block.name == name:
-                return block
-        raise AssertionError(f"variable {name!r} is not declared in module {module}")
+        return self._find("variable", module, None, name)
 
     def output(self, module: str, name: str) -> Block:
         """One output."""
-        for block in self.blocks("output", module=module):
-            if block.name == name:
-                return block
-        raise AssertionError(f"output {name!r} is not declared in module {module}")
+        return self._find("output", module, None, name)
 
     @cached_property
     def module_calls(self) -> dict[str, Block]:
@@ -191,6 +195,44 @@ class TerraformTree:
         if not isinstance(collection, dict):
             raise AssertionError(f"{block.address}: cannot expand for_each = {for_each!r}")
         return [((k, v), block.body) for k, v in collection.items()]
+
+    def nested_blocks(self, module: str, body: dict[str, Any], name: str) -> list[dict[str, Any]]:
+        """The nested blocks ``name`` of a body: the static ones, then those a ``dynamic "name"``
+        generates, with ``<name>.key`` / ``<name>.value`` replaced by each element of its
+        ``for_each`` (which must resolve to a list or map, e.g. through ``local.*``)."""
+        blocks = list(body.get(name, []))
+        for entry in body.get("dynamic", []):
+            if name not in entry:
+                continue
+            dynamic = entry[name]
+            collection = self.evaluate(module, dynamic["for_each"])
+            if isinstance(collection, list):
+                items = [(v, v) for v in collection]
+            elif isinstance(collection, dict):
+                items = list(collection.items())
+            else:
+                raise AssertionError(f"dynamic {name!r}: cannot expand for_each = {dynamic['for_each']!r}")
+            (content,) = dynamic["content"]
+            for key, value in items:
+                blocks.append(_substitute(content, name, key, value))
+        return blocks
+
+
+def _substitute(node: Any, iterator: str, key: Any, value: Any) -> Any:
+    """``content`` of a dynamic block for one element: ``${it.value}`` becomes the value itself
+    inside templates, a bare ``it.value`` (inside an expression) its HCL literal."""
+    if isinstance(node, dict):
+        return {k: _substitute(v, iterator, key, value) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_substitute(v, iterator, key, value) for v in node]
+    if not isinstance(node, str):
+        return node
+    for attr, item in (("key", key), ("value", value)):
+        if node == f"${{{iterator}.{attr}}}":
+            return item
+        node = node.replace(f"${{{iterator}.{attr}}}", str(item))
+        node = node.replace(f"{iterator}.{attr}", json.dumps(item))
+    return node
 
 
 def is_var(expression: Any, name: str) -> bool:

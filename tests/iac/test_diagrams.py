@@ -11,6 +11,7 @@ from types import ModuleType
 import pytest
 
 from tests.iac.terraform_model import REPO
+from tests.iac.test_makefile_contract import LIFECYCLE
 
 DOCS = REPO / "ca4" / "docs"
 DIAGRAMS = ("architecture-ca4", "ca4-provisioning-sequence")
@@ -81,10 +82,7 @@ def test_architecture_shows_components_namespaces_flow_monitoring_and_tunnels() 
 def test_provisioning_sequence_runs_the_targets_in_lifecycle_order() -> None:
     """plan, apply, bootstrap, platform setup, deploy edge, deploy monitoring, verify, destroy."""
     source = (DOCS / "ca4-provisioning-sequence.puml").read_text()
-    order = (
-        "make ca4-plan", "make ca4-apply", "make ca4-bootstrap-k3s", "make ca4-platform-setup",
-        "make ca4-deploy-edge", "make ca4-deploy-monitoring", "make ca4-verify-preflight", "make ca4-destroy",
-    )  # fmt: skip
+    order = tuple(f"make {target}" for target in LIFECYCLE)
     positions = [source.find(step) for step in order]
     assert -1 not in positions, (
         f"missing steps: {[s for s, p in zip(order, positions, strict=True) if p == -1]}"

@@ -81,10 +81,12 @@ def test_the_example_values_pass_every_validation(variables_only: Path) -> None:
         ("vpc_cidr", "10.0.0.0/8"),
         ("name_prefix", "CA4_prod"),
         ("edge_node_count", "0"),
+        ("db_instance_count", "1.5"),
         ("db_password", "short"),
         ("db_password", "has-an-@-in-it-123"),
         ("db_username", "admin"),
         ("db_cluster_params", '{tls = "disabled"}'),
+        ("db_cluster_params", '{tls = "enabled"}'),  # accepts TLS 1.0 and 1.1
         ("db_cluster_params", '{audit_logs = "disabled"}'),
         ("db_backup_retention_days", "3"),
         ("edge_node_metadata_hop_limit", "3"),
@@ -104,3 +106,17 @@ def test_validation_refuses(variables_only: Path, variable: str, value: str) -> 
     assert "Invalid value for variable" in result.stderr and variable in result.stderr, (
         f"{variable}={value}: expected a validation error naming it, got:\n{result.stderr}"
     )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("db_cluster_params", '{tls = "tls1.3+"}'),
+        ("db_cluster_params", '{tls = "fips-140-3", audit_logs = "all"}'),
+        ("db_instance_count", "2"),
+    ],
+)
+def test_validation_accepts_tighter_settings(variables_only: Path, variable: str, value: str) -> None:
+    """Tightening TLS and auditing, or adding a reader, passes."""
+    result = plan(variables_only, {variable: value})
+    assert result.returncode == 0, f"{variable}={value}: expected plan to accept it:\n{result.stderr}"

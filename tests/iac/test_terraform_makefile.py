@@ -180,6 +180,22 @@ def test_plan_inits_once_plans_and_saves_the_json(work: Workdir) -> None:
     ], f"a second plan must not init again: {work.calls()}"
 
 
+def test_a_module_provider_change_inits_again(work: Workdir) -> None:
+    """A module's versions.tf (its providers) is an input of init, like the root's."""
+    work.fake("terraform")
+    env = {**CREDENTIALS, **VARIABLES}
+    assert work.make("plan", env=env).returncode == 0
+    stamp = (work.dir / ".terraform" / ".ca4-init").stat().st_mtime
+    module_versions = work.dir / "modules" / "documentdb" / "versions.tf"
+    os.utime(module_versions, (stamp + 10, stamp + 10))
+    work.log.write_text("")
+    again = work.make("plan", env=env)
+    assert again.returncode == 0, again.stderr
+    assert work.calls()[:1] == ["terraform init -input=false"], (
+        f"a newer {module_versions.relative_to(work.dir)} must run init again: {work.calls()}"
+    )
+
+
 def test_tofu_is_used_when_terraform_is_absent(work: Workdir) -> None:
     """Works with terraform or tofu."""
     work.fake("tofu")

@@ -6,11 +6,9 @@ import gzip
 import json
 import re
 
-import httpx
-
 from ca4_events.schema import GpuMetadataEvent
 from local_stack.config import BUCKET
-from tests.integration.support import Stack, to_body
+from tests.integration.support import Stack
 
 KEY = re.compile(
     r"^enriched/topic=gpu-metadata/dt=\d{4}-\d{2}-\d{2}/hour=\d{2}/"
@@ -21,8 +19,7 @@ KEY = re.compile(
 def test_every_event_is_archived_raw_and_enriched(
     local_stack: Stack, session_events: list[GpuMetadataEvent]
 ) -> None:
-    with httpx.Client(base_url=local_stack.cfg.api_url, headers=local_stack.headers()) as api:
-        ids = {api.post("/metadata", json=to_body(e)).json()["event_ids"][0] for e in session_events}
+    ids = set(local_stack.post_events(session_events))
     stored = local_stack.wait_for_documents(sorted(ids))
     holding = local_stack.archived(ids)
     s3 = local_stack.s3()

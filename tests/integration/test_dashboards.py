@@ -15,26 +15,19 @@ the reason (``grafana.CLUSTER_ONLY``), after checking that they read nothing els
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 import time
-import urllib.parse
-import urllib.request
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from ca4_events import names
-from ca4_events.schema import Source
-from ca4_producer.replay import events_from_nvml_series
 from local_stack import prometheus
-from tests.integration.support import Stack, to_body
+from tests.integration.support import Stack, eventually, h200_events, prom_get, prom_value, to_body
 from tests.monitoring import grafana
 
 PANELS = grafana.query_panels()
@@ -51,35 +44,13 @@ class Flowed:
     hosts: set[str]
 
 
-def prom_get(base: str, path: str, **params: str) -> Any:
-    """GET a Prometheus API path; the ``data`` of a successful answer."""
-    url = f"{base}{path}?{urllib.parse.urlencode(params)}"
-    with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 - loopback
-        body = json.loads(resp.read())
-    assert body.get("status") == "success", f"GET {url} -> {body}"
-    return body["data"]
-
-
-def eventually(what: str, probe: Callable[[], Any], timeout: float = WAIT_S) -> Any:
-    """Poll ``probe`` until it returns something truthy; fail naming ``what`` and the last answer."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s (last answer: {last!r})")
-
-
-def scalar(base: str, expr: str) -> float | None:
-    """The single value of an instant query, or None when it returns nothing."""
-    result = prom_get(base, "/api/v1/query", query=expr)["result"]
-    return float(result[0]["value"][1]) if result else None
+def wait(what: str, probe: Callable[[], Any]) -> Any:
+    """``eventually`` with this module's bound, polling Prometheus every half second."""
+    return eventually(what, probe, WAIT_S, 0.5)
 
 
 @pytest.fixture(scope="module")
-def flowed(local_stack: Stack, h200_dir: Path) -> Flowed:
+def flowed(local_stack: Stack) -> Flowed:
     """Real events through the local stack, stored, archived and scraped."""
     if prometheus.binary() is None:
         pytest.fail("prometheus is not installed: run scripts/ensure_packages.sh prometheus (make test does)")
@@ -90,34 +61,24 @@ def flowed(local_stack: Stack, h200_dir: Path) -> Flowed:
         active = prom_get(base, "/api/v1/targets", state="active")["activeTargets"]
         return {t["labels"]["job"] for t in active if t["health"] == "up"}
 
-    eventually(
+    wait(
         "Prometheus scraping jobs processor-api and metadata-worker",
         lambda: {prometheus.JOB_API, prometheus.JOB_WORKER} <= targets_up(),
     )
 
-    source = Source(
-        provider="colab", host="colab-h200-dashboards", session_id=f"dash-{uuid.uuid4().hex[:12]}"
+    events = h200_events("colab-h200-dashboards", "dash")
+    # A labelled counter is born at its first increment, already at 1 or more, and rate()
+    # cannot see that first step: in a fresh stack a burst of requests would leave the
+    # route's rate at 0 and the ratio panels at 0/0. Steady traffic in the cluster does
+    # not have that problem; here the first snapshot goes alone and is scraped first.
+    ids = local_stack.post_events(events[:1])
+    wait(
+        "Prometheus scraping the first POST /metadata",
+        lambda: (prom_value(base, 'sum(ca4_api_requests_total{route="/metadata", status="202"})') or 0) > 0,
     )
-    events = list(events_from_nvml_series(h200_dir / "nvml-series.json", source, now=dt.datetime.now(dt.UTC)))
-    ids: list[str] = []
-
-    def post(client: httpx.Client, event: Any) -> None:
-        resp = client.post(f"{api}/metadata", json=to_body(event), headers=local_stack.headers())
-        assert resp.status_code == 202, f"POST /metadata -> {resp.status_code} {resp.text}"
-        ids.extend(resp.json()["event_ids"])
-
+    # one request per snapshot, as the notebook's sampler posts them
+    ids += local_stack.post_events(events[1:])
     with httpx.Client(timeout=15) as client:
-        # A labelled counter is born at its first increment, already at 1 or more, and rate()
-        # cannot see that first step: in a fresh stack a burst of requests would leave the
-        # route's rate at 0 and the ratio panels at 0/0. Steady traffic in the cluster does
-        # not have that problem; here the first snapshot goes alone and is scraped first.
-        post(client, events[0])
-        eventually(
-            "Prometheus scraping the first POST /metadata",
-            lambda: scalar(base, 'sum(ca4_api_requests_total{route="/metadata", status="202"})'),
-        )
-        for event in events[1:]:  # one request per snapshot, as the notebook's sampler posts them
-            post(client, event)
         retry = client.post(
             f"{api}/metadata", json=to_body(events[0]) | {"event_id": ids[0]}, headers=local_stack.headers()
         )
@@ -139,26 +100,26 @@ def flowed(local_stack: Stack, h200_dir: Path) -> Flowed:
     # "> 0" is not enough when an earlier test of the session already moved a counter
     worker = local_stack.cfg.worker_url
     for base_url, job, name, labels in (
-        (worker, prometheus.JOB_WORKER, "ca4_worker_events_stored_total", ""),
-        (worker, prometheus.JOB_WORKER, "ca4_worker_events_duplicate_total", ""),
-        (worker, prometheus.JOB_WORKER, "ca4_worker_archive_objects_total", 'kind="enriched"'),
-        (worker, prometheus.JOB_WORKER, "ca4_worker_archive_write_seconds_count", ""),
-        (api, prometheus.JOB_API, "ca4_api_events_rejected_total", ""),
+        (worker, prometheus.JOB_WORKER, "ca4_worker_events_stored_total", {}),
+        (worker, prometheus.JOB_WORKER, "ca4_worker_events_duplicate_total", {}),
+        (worker, prometheus.JOB_WORKER, "ca4_worker_archive_objects_total", {"kind": "enriched"}),
+        (worker, prometheus.JOB_WORKER, "ca4_worker_archive_write_seconds_count", {}),
+        (api, prometheus.JOB_API, "ca4_api_events_rejected_total", {}),
     ):
         now = local_stack.metric(base_url, name, labels)
-        selector = ",".join(filter(None, [f'job="{job}"', labels]))
-        eventually(
-            f"Prometheus seeing {name}{{{labels}}} >= {now}",
-            lambda n=name, sel=selector, v=now: (scalar(base, f"sum({n}{{{sel}}})") or 0) >= v,
+        selector = ",".join(f'{k}="{v}"' for k, v in {"job": job, **labels}.items())
+        wait(
+            f"Prometheus seeing {name}{{{selector}}} >= {now}",
+            lambda n=name, sel=selector, v=now: (prom_value(base, f"sum({n}{{{sel}}})") or 0) >= v,
         )
     for expr in (
         'sum(ca4_worker_events_dlq_total{job="metadata-worker"}) > 0',
         "ca4:consumer_lag_records:sum",
     ):
-        eventually(f"Prometheus answering {expr}", lambda e=expr: scalar(base, e) is not None)
+        wait(f"Prometheus answering {expr}", lambda e=expr: prom_value(base, e) is not None)
 
     uuids = {str(a.uuid) for e in events for a in e.accelerators}
-    return Flowed(base, ids, uuids, {source.host})
+    return Flowed(base, ids, uuids, {events[0].source.host})
 
 
 def finite_samples(data: dict[str, Any]) -> list[float]:
@@ -274,7 +235,7 @@ def test_the_rules_load_and_the_dead_letter_alert_fires(flowed: Flowed) -> None:
     def firing() -> dict[str, str]:
         return {a["labels"]["alertname"]: a["state"] for a in prom_get(base, "/api/v1/alerts")["alerts"]}
 
-    states = eventually(
+    states = wait(
         "CA4DeadLetters firing for the record that is not JSON",
         lambda: (s := firing()).get("CA4DeadLetters") == "firing" and s,
     )

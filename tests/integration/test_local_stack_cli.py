@@ -8,21 +8,17 @@ import sys
 from pathlib import Path
 
 from local_stack import demo
+from local_stack.config import port_env, port_fields
 from tests.integration.support import Stack
 
 
 def _cli(local_stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
     cfg = local_stack.cfg
-    env = {
-        **os.environ,
-        "CA4_LOCAL_STATE_DIR": str(cfg.state_dir),
-        "CA4_LOCAL_KAFKA_PORT": str(cfg.kafka_port),
-        "CA4_LOCAL_MONGO_PORT": str(cfg.mongo_port),
-        "CA4_LOCAL_S3_PORT": str(cfg.s3_port),
-        "CA4_LOCAL_API_PORT": str(cfg.api_port),
-        "CA4_LOCAL_WORKER_PORT": str(cfg.worker_port),
-        "CA4_LOCAL_PROMETHEUS_PORT": str(cfg.prometheus_port),
-    }
+    env = (
+        dict(os.environ)
+        | {port_env(field): str(getattr(cfg, field)) for field in port_fields()}
+        | {"CA4_LOCAL_STATE_DIR": str(cfg.state_dir), "CA4_LOCAL_BACKEND": cfg.backend}
+    )
     return subprocess.run(
         [sys.executable, "-m", "local_stack", *args],
         env=env,
@@ -36,10 +32,9 @@ def _cli(local_stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
 def test_status_reports_every_component_healthy(local_stack: Stack) -> None:
     out = _cli(local_stack, "status")
     assert out.returncode == 0, out.stdout + out.stderr
+    states = {line.split()[0]: line.split()[1] for line in out.stdout.splitlines() if line.strip()}
     for name in ("s3", "ferretdb", "kafka", "metadata-worker", "processor-api", "prometheus"):
-        assert any(line.startswith(name) and "healthy" in line for line in out.stdout.splitlines()), (
-            out.stdout
-        )
+        assert states.get(name) == "healthy", out.stdout
 
 
 def test_up_again_is_idempotent(local_stack: Stack) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,9 +104,10 @@ def test_the_notebook_runs_headlessly_and_its_events_are_stored(
     assert f"sha256={bundle.sha256} (verified)" in text, (
         f"the bundle was not downloaded and verified:\n{text}"
     )
-    assert (
-        f"ca4_producer loaded from {tmp_path.anchor}" in text and ".zip/ca4_producer/__init__.py" in text
-    ), f"the notebook must import the client from the bundle, not from the checkout:\n{text}"
+    downloaded = Path(tempfile.gettempdir()) / f"ca4_producer-{bundle.sha256[:12]}.zip"
+    assert f"ca4_producer loaded from {downloaded}/ca4_producer/__init__.py" in text, (
+        f"the notebook must import the client from the bundle it downloaded, not from the checkout:\n{text}"
+    )
     assert f"API {local_stack.cfg.api_url} (URL from environment, token from environment)" in text
     assert "using replay" in text and "note: replaying h200" in text
     table = next(o for o in out if o.startswith("idx"))
@@ -120,17 +122,21 @@ def test_the_notebook_runs_headlessly_and_its_events_are_stored(
     assert result["accelerators"] == [H200_UUID]
     assert result["first"]["status"] == 202 and len(result["first"]["event_ids"]) == 1
     batches = result["batches"]
-    assert [(b["status"], len(b["event_ids"]), b["refused"]) for b in batches] == [
-        (202, 4, []),
-        (202, 4, []),
-        (202, 3, []),
-    ], f"1 s every 0.1 s is 11 snapshots, in batches of 4: {batches}"
-    assert result["sampling"]["snapshots"] == 11
+    taken = result["sampling"]["snapshots"]
+    # 1 s every 0.1 s is 11 snapshots; a slow batch POST inside the loop may use up the
+    # duration one snapshot early (the loop never overruns it), never more
+    assert taken in (10, 11), result["sampling"]
+    expected = [(202, 4, [])] * (taken // 4) + ([(202, taken % 4, [])] if taken % 4 else [])
+    assert [(b["status"], len(b["event_ids"]), b["refused"]) for b in batches] == expected, (
+        f"{taken} snapshots in batches of 4: {batches}"
+    )
 
     ids = result["first"]["event_ids"] + [i for b in batches for i in b["event_ids"]]
     stored = local_stack.wait_for_documents(ids, timeout=60)
     events = local_stack.db[names.COLLECTION_EVENTS]
-    assert events.count_documents({"source.session_id": result["session_id"]}) == 12, "each event stored once"
+    assert events.count_documents({"source.session_id": result["session_id"]}) == 1 + taken, (
+        "each event stored once"
+    )
     first = stored[result["first"]["event_ids"][0]]
     assert first["source"]["tags"] == {"notebook": "ca4_colab_producer", "replay": "true"}
     assert first["workload"]["step"] == "first snapshot"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from typing import Any
 
@@ -12,7 +11,7 @@ import httpx
 from ca4_events import names
 from ca4_events.schema import GpuMetadataEvent
 from metadata_worker.transform import KafkaCoords, enrich, to_millis
-from tests.integration.support import Stack, to_body
+from tests.integration.support import Stack, eventually, metric, to_body
 
 
 def test_the_api_answers_202_only_with_the_record_in_kafka(
@@ -43,8 +42,7 @@ def test_the_api_answers_202_only_with_the_record_in_kafka(
 def test_stored_documents_equal_the_transformed_events(
     local_stack: Stack, session_events: list[GpuMetadataEvent]
 ) -> None:
-    with httpx.Client(base_url=local_stack.cfg.api_url, headers=local_stack.headers()) as api:
-        ids = [api.post("/metadata", json=to_body(e)).json()["event_ids"][0] for e in session_events]
+    ids = local_stack.post_events(session_events)
     stored = local_stack.wait_for_documents(ids)
     for event, event_id in zip(session_events, ids, strict=True):
         doc = stored[event_id]
@@ -66,21 +64,18 @@ def test_stored_documents_equal_the_transformed_events(
 def test_the_device_collection_holds_the_latest_state(
     local_stack: Stack, session_events: list[GpuMetadataEvent]
 ) -> None:
-    with httpx.Client(base_url=local_stack.cfg.api_url, headers=local_stack.headers()) as api:
-        ids = [api.post("/metadata", json=to_body(e)).json()["event_ids"][0] for e in session_events]
+    ids = local_stack.post_events(session_events)
     local_stack.wait_for_documents(ids)
     uuid_ = session_events[-1].accelerators[0].uuid
     newest = to_millis(session_events[-1].collected_at)
+    devices = local_stack.db[names.COLLECTION_DEVICES]
     # device states are written right after the documents, in the same batch: poll briefly
-    deadline = time.monotonic() + 10
-    device = None
-    while time.monotonic() < deadline:
-        device = local_stack.db[names.COLLECTION_DEVICES].find_one({"_id": uuid_})
-        if device is not None and device["last_seen_at"] == newest:
-            break
-        time.sleep(0.05)
-    assert device is not None, f"no gpu_devices document for {uuid_}"
-    assert device["last_seen_at"] == newest, "the device's state is the newest snapshot's"
+    device = eventually(
+        f"gpu_devices holding {uuid_} at the newest snapshot ({newest})",
+        lambda: (d := devices.find_one({"_id": uuid_})) is not None and d["last_seen_at"] == newest and d,
+        timeout=10,
+        interval=0.05,
+    )
     assert device["last_event_id"] == ids[-1]
     assert device["architecture"] == "Hopper"
     assert device["last"]["utilization_gpu_pct"] == session_events[-1].accelerators[0].utilization_gpu_pct
@@ -121,16 +116,16 @@ def test_probes_and_metrics_answer(local_stack: Stack) -> None:
     for url in (local_stack.cfg.api_url, local_stack.cfg.worker_url):
         assert httpx.get(f"{url}/healthz").status_code == 200, url
         assert httpx.get(f"{url}/readyz").status_code == 200, url
-    text = httpx.get(f"{local_stack.cfg.worker_url}/metrics").text
-    assert "ca4_worker_events_stored_total" in text and "ca4_worker_ready 1.0" in text
+    worker = local_stack.cfg.worker_url
+    assert metric(worker, "ca4_worker_events_stored_total", default=None) is not None, "no stored counter"
+    assert metric(worker, "ca4_worker_ready", default=None) == 1.0
 
 
 def test_without_a_token_nothing_reaches_kafka(
     local_stack: Stack, session_events: list[GpuMetadataEvent]
 ) -> None:
-    event_id = str(uuid.uuid4())
-    resp = httpx.post(
-        f"{local_stack.cfg.api_url}/metadata", json=to_body(session_events[0]) | {"event_id": event_id}
-    )
+    refused = to_body(session_events[0]) | {"event_id": str(uuid.uuid4())}
+    with local_stack.nothing_published(session_events[1]):
+        resp = httpx.post(f"{local_stack.cfg.api_url}/metadata", json=refused)
     assert resp.status_code == 401
     assert json.loads(resp.text)["detail"] == "missing or invalid bearer token"

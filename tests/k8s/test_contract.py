@@ -15,7 +15,6 @@ import ipaddress
 import json
 import re
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,7 +28,7 @@ from metadata_worker.health import serve
 from processor_api.config import Settings as ApiSettings
 from processor_api.routes import router
 from tests.bdd.targets import live
-from tests.k8s.conftest import MANIFESTS, REPO, Obj, find, load_objects, pins, pod_spec, workloads
+from tests.kube import MANIFESTS, REPO, Obj, find, load_objects, pins, pod_labels, pod_spec, workloads
 
 KEPT = "ca4/env-defaults-kept"
 SERVICES: dict[str, type[BaseSettings]] = {"processor-api": ApiSettings, "metadata-worker": WorkerSettings}
@@ -177,11 +176,6 @@ def test_the_toolbox_job_finds_what_it_reads(rendered_secrets: list[Obj]) -> Non
 def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
     """matchLabels semantics."""
     return all(labels.get(k) == v for k, v in selector.items())
-
-
-def pod_labels(obj: Obj) -> dict[str, str]:
-    """Labels of a workload's pods (StatefulSet pods also get their pod-name label)."""
-    return dict(obj.body["spec"]["template"]["metadata"]["labels"])
 
 
 def test_workload_selectors_match_their_pod_templates(objects: list[Obj]) -> None:
@@ -579,8 +573,3 @@ def test_live_target_expectations_hold(objects: list[Obj]) -> None:
         )
     dockerfile = (REPO / "Dockerfile").read_text()
     assert f"USER {toolbox_uid}:{toolbox_uid}" in dockerfile, f"Dockerfile does not run as {toolbox_uid}"
-
-
-def read_json(path: Path) -> Any:
-    """Helper for fixtures."""
-    return json.loads(path.read_text())

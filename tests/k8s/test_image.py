@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from types import ModuleType
 
-from tests.k8s.conftest import REPO, Obj, find, pod_spec
+from tests.kube import REPO, Obj, find, pod_spec
 
 DOCKERFILE = (REPO / "Dockerfile").read_text()
 

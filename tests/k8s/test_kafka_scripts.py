@@ -16,7 +16,7 @@ import pytest
 from local_stack import kafka as local_kafka
 from local_stack import prereqs
 from local_stack.config import StackConfig, default_cache_dir
-from tests.k8s.conftest import Obj, find, pod_spec
+from tests.kube import Obj, find, pod_spec
 
 
 def script(objects: list[Obj], name: str, tmp_path: Path) -> Path:
@@ -263,9 +263,9 @@ def test_topic_creation_waits_for_the_brokers_boundedly(objects: list[Obj], tmp_
     """Retries while brokers register (3 failures), gives up after CA4_TOPICS_ATTEMPTS."""
     proc, _ = run_topics(objects, tmp_path, 3, fail=3)
     assert proc.returncode == 0, f"3 failures within 5 attempts should succeed: {proc.stderr}"
-    proc, _ = run_topics(
-        objects, tmp_path / "again" if (tmp_path / "again").mkdir() is None else tmp_path, 3, fail=99
-    )
+    again = tmp_path / "again"  # a fresh call log and bin folder
+    again.mkdir()
+    proc, _ = run_topics(objects, again, 3, fail=99)
     assert proc.returncode != 0 and "gave up after 5 attempts" in proc.stderr, (
         f"expected a bounded failure, got {proc.returncode}: {proc.stderr}"
     )

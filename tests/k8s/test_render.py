@@ -13,17 +13,8 @@ from types import ModuleType
 
 import pytest
 
-from tests.k8s.conftest import (
-    REPO,
-    SAMPLE_OUTPUTS,
-    SAMPLE_TAG,
-    SAMPLE_TOKEN,
-    Obj,
-    find,
-    kustomize_build,
-    load_objects,
-    render_into,
-)
+from tests.k8s.conftest import SAMPLE_OUTPUTS, SAMPLE_TAG, SAMPLE_TOKEN, render_into
+from tests.kube import REPO, Obj, find, kustomize_build, load_objects
 
 # the first kustomize build may compile kustomize from the Go module proxy (no kubectl)
 pytestmark = pytest.mark.timeout(900)
@@ -61,7 +52,7 @@ def test_different_outputs_give_different_secrets(
 ) -> None:
     """Determinism is not constancy: a changed bucket shows in the Secret."""
     data = json.loads(SAMPLE_OUTPUTS.read_text())
-    data["s3_bucket_name"]["value"] = data["worker_env"]["value"]["S3_BUCKET"] = "ca4-archive-other"
+    data["s3_bucket_name"]["value"] = "ca4-archive-other"
     changed = tmp_path / "outputs.json"
     changed.write_text(json.dumps(data))
     out = tmp_path / "out"
@@ -124,12 +115,12 @@ def test_secret_values_come_from_the_outputs(rendered_secrets: list[Obj]) -> Non
 
 @pytest.mark.parametrize("brokers", [1, 2, 3])
 def test_overlay_sets_kafka_size_in_both_places(
-    renderer: ModuleType, tokens_file: Path, tmp_path: Path, kustomize: list[str], brokers: int
+    renderer: ModuleType, tokens_file: Path, tmp_path: Path, brokers: int
 ) -> None:
     """One setting: replicas, the ConfigMap's broker count and the bootstrap list agree."""
     out = tmp_path / "rendered"
     assert render_into(renderer, out, tokens_file, brokers=brokers) == 0
-    objs = kustomize_build(kustomize, out / "platform")
+    objs = kustomize_build(out / "platform")
     sts = find(objs, "StatefulSet", "kafka", "platform")
     cm = find(objs, "ConfigMap", "kafka-cluster", "platform")
     assert sts.body["spec"]["replicas"] == brokers, (
@@ -150,9 +141,9 @@ def test_overlay_sets_kafka_size_in_both_places(
     }
 
 
-def test_app_overlay_pins_the_image_to_the_tag(rendered: Path, kustomize: list[str]) -> None:
+def test_app_overlay_pins_the_image_to_the_tag(built_overlays: dict[str, list[Obj]]) -> None:
     """Both Deployments run localhost/ca4-services:<tag>; nothing else changes."""
-    objs = kustomize_build(kustomize, rendered / "app")
+    objs = built_overlays["app"]
     for name in ("processor-api", "metadata-worker"):
         dep = find(objs, "Deployment", name, "app")
         images = {c["image"] for c in dep.body["spec"]["template"]["spec"]["containers"]}
@@ -176,7 +167,7 @@ def test_app_overlay_pins_the_image_to_the_tag(rendered: Path, kustomize: list[s
             ),
             "tlsCAFile",
         ),
-        (lambda d: d["worker_env"]["value"].update(S3_BUCKET="another"), "disagree"),
+        (lambda d: d.pop("documentdb_database"), "documentdb_database"),
         (lambda d: d.clear(), "no outputs yet"),
     ],
     ids=[
@@ -184,7 +175,7 @@ def test_app_overlay_pins_the_image_to_the_tag(rendered: Path, kustomize: list[s
         "no-edge_api_url",
         "retryable-writes",
         "other-ca-file",
-        "worker_env-disagrees",
+        "no-documentdb_database",
         "empty",
     ],
 )
@@ -272,3 +263,37 @@ def test_default_folder_is_gitignored() -> None:
     ):
         proc = subprocess.run(["git", "-C", str(REPO), "check-ignore", "-q", path], check=False, timeout=10)
         assert proc.returncode == 0, f"{path} is not gitignored"
+
+
+@pytest.mark.parametrize(
+    ("tag", "brokers", "message"),
+    [("git-0123:bad", 3, "not a valid tag"), ("", 3, "not a valid tag"), (SAMPLE_TAG, 4, "1 to 3 brokers")],
+)
+def test_bad_arguments_are_refused_before_anything_is_written(  # noqa: PLR0917 - fixtures and parameters
+    renderer: ModuleType,
+    tokens_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    tag: str,
+    brokers: int,
+    message: str,
+) -> None:
+    """A bad --image-tag or --kafka-brokers: exit 2 and no Secret left behind for a half rendering."""
+    out = tmp_path / "out"
+    code = renderer.main(
+        [
+            "--outputs",
+            str(SAMPLE_OUTPUTS),
+            "--api-tokens-file",
+            str(tokens_file),
+            "--kafka-brokers",
+            str(brokers),
+            "--image-tag",
+            tag,
+            "--out",
+            str(out),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and message in err, f"expected exit 2 with {message!r}, got {code}: {err}"
+    assert not out.exists(), f"files were written despite the error: {sorted(out.rglob('*'))}"

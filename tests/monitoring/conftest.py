@@ -1,4 +1,4 @@
-"""Fixtures of the static monitoring checks: the promtools, the kustomize build, the pins.
+"""Fixtures of the static monitoring checks: the promtools and the kustomize build.
 
 Two promtools, because two Prometheus versions read these files: Debian's 2.42 (the local
 stack's Prometheus, installed by `make test`) and the cluster's (prom/prometheus in
@@ -16,28 +16,14 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
-from tests.monitoring.grafana import MONITORING, REPO
+from tests.kube import Obj, cache_dir, kustomize_build
+from tests.monitoring.grafana import MONITORING
 
-PINS = REPO / "scripts" / "lib" / "pins.sh"
 PROMETHEUS_MANIFEST = MONITORING / "prometheus" / "prometheus.yaml"
 BUILD_TIMEOUT_S = 1800  # the first build downloads and compiles Prometheus's dependencies
-# kubectl 1.32 embeds kustomize v5.5.0: the same release builds here when kubectl is missing
-KUSTOMIZE_MODULE = "sigs.k8s.io/kustomize/kustomize/v5@v5.5.0"
-
-
-def cache_dir() -> Path:
-    """Where CA4 keeps what it downloads or builds (as the local stack does)."""
-    return Path(os.environ.get("CA4_CACHE_DIR", Path.home() / ".cache" / "ca4"))
-
-
-def pins() -> dict[str, str]:
-    """KEY=value lines of scripts/lib/pins.sh (shared with the live scripts)."""
-    return dict(re.findall(r"^(CA4_[A-Z0-9_]+)=(\S+)", PINS.read_text(), re.M))
 
 
 def cluster_prometheus_version() -> str:
@@ -103,33 +89,6 @@ def cluster_promtool() -> str:
 
 
 @pytest.fixture(scope="session")
-def kustomize_cmd() -> list[str]:
-    """A kustomize build: kubectl's built-in one (what `kubectl apply -k` runs), a kustomize
-    binary, or kustomize built once from the Go module proxy (Debian's kubectl is 1.20)."""
-    if shutil.which("kubectl"):
-        return ["kubectl", "kustomize"]
-    if shutil.which("kustomize"):
-        return ["kustomize", "build"]
-    gobin = cache_dir() / "bin"
-    built = gobin / "kustomize"
-    if not built.exists():
-        go = shutil.which("go")
-        if go is None:
-            pytest.fail("no kubectl, kustomize or go on PATH: install kubectl (or Go, to build kustomize)")
-        out = subprocess.run(
-            [go, "install", KUSTOMIZE_MODULE],
-            check=False, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S,
-            env={**os.environ, "GOBIN": str(gobin), "GOWORK": "off"},
-        )  # fmt: skip
-        assert out.returncode == 0, f"go install {KUSTOMIZE_MODULE} failed:\n{out.stderr}"
-    return [str(built), "build"]
-
-
-@pytest.fixture(scope="session")
-def rendered(kustomize_cmd: list[str]) -> list[dict[str, Any]]:
+def built() -> list[Obj]:
     """The objects `kubectl apply -k manifests/monitoring` would send."""
-    out = subprocess.run(
-        [*kustomize_cmd, str(MONITORING)], check=False, capture_output=True, text=True, timeout=120
-    )
-    assert out.returncode == 0, f"{' '.join(kustomize_cmd)} manifests/monitoring failed:\n{out.stderr}"
-    return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
+    return kustomize_build(MONITORING)

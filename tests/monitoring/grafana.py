@@ -145,6 +145,11 @@ def expand(expr: str) -> str:
     return _VARIABLE.sub(sub, expr)
 
 
+def variables_used(text: str) -> set[str]:
+    """Names of the ``$var``, ``${var}`` and ``[[var]]`` a string uses (what ``expand`` replaces)."""
+    return {next(g for g in m.groups() if g) for m in _VARIABLE.finditer(text)}
+
+
 def metric_names(expr: str) -> set[str]:
     """Metric and recording-rule names a PromQL expression reads (the ca4 ones and the cluster's)."""
     names = set(re.findall(r"\b(ca4:[a-z0-9_:]+|ca4_[a-z0-9_]+)\b", expr))

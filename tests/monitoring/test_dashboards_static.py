@@ -6,12 +6,12 @@ here: the shape that makes provisioning work at all.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.kube import Obj, find, pod_spec
 from tests.monitoring import grafana
 
 BOARDS = grafana.dashboards()
@@ -25,14 +25,6 @@ BUILTIN_VARIABLES = {
     "__from",
     "__to",
 }
-
-
-def variables_used(text: str) -> set[str]:
-    """Names of the ``$var``, ``${var}`` and ``[[var]]`` a string uses."""
-    return {
-        next(g for g in m.groups() if g)
-        for m in re.finditer(r"\$(\w+)|\$\{(\w+)(?::\w+)?\}|\[\[(\w+)\]\]", text)
-    }
 
 
 def test_the_two_dashboards_exist_with_their_titles() -> None:
@@ -104,7 +96,7 @@ def test_every_variable_used_is_defined_and_has_a_test_value(name: str) -> None:
     defined = {var["name"] for var in board["templating"]["list"]}
     for panel in grafana.all_panels(board["panels"]):
         for target in panel.get("targets", []):
-            used = variables_used(target.get("expr", ""))
+            used = grafana.variables_used(target.get("expr", ""))
             assert used <= defined | BUILTIN_VARIABLES, (
                 f"{name}: {panel['title']!r} uses undefined variables "
                 f"{sorted(used - defined - BUILTIN_VARIABLES)}"
@@ -119,22 +111,17 @@ def test_the_cluster_only_list_names_existing_panels() -> None:
     assert not stale, f"grafana.CLUSTER_ONLY lists panels no dashboard has: {sorted(stale)}"
 
 
-def test_grafana_reads_the_dashboards_from_where_they_are_mounted(rendered: list[dict[str, Any]]) -> None:
+def test_grafana_reads_the_dashboards_from_where_they_are_mounted(built: list[Obj]) -> None:
     providers = yaml.safe_load((grafana.MONITORING / "grafana/provisioning/dashboards/ca4.yaml").read_text())
     (provider,) = providers["providers"]
-    deployment = next(o for o in rendered if o["kind"] == "Deployment" and o["metadata"]["name"] == "grafana")
-    pod = deployment["spec"]["template"]["spec"]
+    pod = pod_spec(find(built, "Deployment", "grafana"))
     mounts = {m["mountPath"]: m["name"] for m in pod["containers"][0]["volumeMounts"]}
     path = provider["options"]["path"]
     assert path in mounts, f"the provider reads {path}; Grafana mounts {sorted(mounts)}"
     volume = next(v for v in pod["volumes"] if v["name"] == mounts[path])
-    configmap = next(
-        o
-        for o in rendered
-        if o["kind"] == "ConfigMap" and o["metadata"]["name"] == volume["configMap"]["name"]
-    )
-    assert set(configmap["data"]) == set(BOARDS), (
-        f"ConfigMap {configmap['metadata']['name']} holds {sorted(configmap['data'])}"
+    configmap = find(built, "ConfigMap", volume["configMap"]["name"])
+    assert set(configmap.body["data"]) == set(BOARDS), (
+        f"{configmap.ref} holds {sorted(configmap.body['data'])}"
     )
 
 

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.monitoring import alloy_syntax
+from tests.kube import Obj, find, pod_spec
+from tests.monitoring import alloy_syntax, grafana
 from tests.monitoring.alloy_syntax import Block
 from tests.monitoring.grafana import MONITORING, datasource_uids
 
@@ -52,13 +53,6 @@ ALLOY_REQUIRED = {
 def loki() -> dict[str, Any]:
     """The Loki configuration."""
     return dict(yaml.safe_load(LOKI_CONFIG.read_text()))
-
-
-def by_kind(rendered: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
-    """One rendered object."""
-    found = [o for o in rendered if o["kind"] == kind and o["metadata"]["name"] == name]
-    assert len(found) == 1, f"expected one {kind} {name} in the kustomize build, found {len(found)}"
-    return found[0]
 
 
 def paths_in(value: Any) -> list[str]:
@@ -104,12 +98,9 @@ def test_loki_is_a_single_binary_with_retention_it_can_apply() -> None:
     )
 
 
-def test_loki_writes_only_to_its_volume_and_listens_where_its_service_points(
-    rendered: list[dict[str, Any]],
-) -> None:
+def test_loki_writes_only_to_its_volume_and_listens_where_its_service_points(built: list[Obj]) -> None:
     cfg = loki()
-    deployment = by_kind(rendered, "Deployment", "loki")
-    pod = deployment["spec"]["template"]["spec"]
+    pod = pod_spec(find(built, "Deployment", "loki"))
     (container,) = pod["containers"]
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     claims = {v["name"] for v in pod["volumes"] if "persistentVolumeClaim" in v}
@@ -122,11 +113,13 @@ def test_loki_writes_only_to_its_volume_and_listens_where_its_service_points(
     configmap = next(
         v["configMap"]["name"] for v in pod["volumes"] if v["name"] == mounts[path.rsplit("/", 1)[0]]
     )
-    data = by_kind(rendered, "ConfigMap", configmap)["data"]
+    data = find(built, "ConfigMap", configmap).body["data"]
     assert yaml.safe_load(data[path.rsplit("/", 1)[1]]) == cfg, f"{path} in the pod is not {LOKI_CONFIG.name}"
     port = cfg["server"]["http_listen_port"]
-    service = by_kind(rendered, "Service", "loki")
-    assert any(p["port"] == port for p in service["spec"]["ports"]), f"Service loki does not expose {port}"
+    service = find(built, "Service", "loki")
+    assert any(p["port"] == port for p in service.body["spec"]["ports"]), (
+        f"Service loki does not expose {port}"
+    )
     datasources = yaml.safe_load((MONITORING / "grafana/provisioning/datasources/ca4.yaml").read_text())
     url = next(d["url"] for d in datasources["datasources"] if d["uid"] == datasource_uids()["loki"])
     assert url == f"http://loki.monitoring.svc.cluster.local:{port}", (
@@ -219,3 +212,44 @@ def test_alloy_keeps_event_ids_out_of_the_labels(components: dict[str, Block]) -
     assert {"namespace", "app"} <= set(labels), (
         f"the documented LogQL needs namespace and app labels: {labels}"
     )
+
+
+def alloy_labels(components: dict[str, Block]) -> set[str]:
+    """Every stream label Alloy attaches: relabel targets, stage.labels, external_labels."""
+    labels = set(re.findall(r'target_label\s*=\s*"([^"]+)"', ALLOY_CONFIG.read_text()))
+    for block in components.values():
+        labels |= set(block.attrs.get("external_labels", {}))
+        for stage in block.blocks:
+            for child in [stage, *stage.blocks]:
+                if child.name == "stage.labels":
+                    labels |= set(child.attrs["values"])
+    return labels
+
+
+def test_the_loki_panels_select_on_labels_alloy_sets(components: dict[str, Block]) -> None:
+    """A stream selector on a label Alloy never sets matches nothing; a filter on `level`
+    after `| json` parses every line for what is already a stream label."""
+    known = alloy_labels(components)
+    assert "level" in known, f"config.alloy should make the log level a label: {sorted(known)}"
+    levels = {"debug", "info", "warning", "error", "critical"}  # ca4_events/jsonlog.py: levelname.lower()
+    loki_panels = [
+        (panel, target["expr"])
+        for panel in grafana.query_panels()
+        for target in panel.targets
+        if panel.datasource_uid(target) == datasource_uids()["loki"]
+    ]
+    assert loki_panels, "no Loki panel found"
+    for panel, expr in loki_panels:
+        selector = re.match(r"\s*\{([^}]*)\}", expr)
+        assert selector, f"{panel}: {expr!r} does not start with a stream selector"
+        matchers = re.findall(r'(\w+)\s*(=~|!~|!=|=)\s*"([^"]*)"', selector.group(1))
+        unknown = {name for name, _, _ in matchers} - known
+        assert not unknown, f"{panel}: selects on {sorted(unknown)}, which Alloy never sets ({sorted(known)})"
+        for name, _, value in matchers:
+            if name == "level":
+                assert set(value.split("|")) <= levels, (
+                    f"{panel}: levels {value!r}, the services log {levels}"
+                )
+        assert not re.search(r"\|\s*json\b.*\blevel\b", expr), (
+            f"{panel}: filter on the level label, not on parsed JSON"
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 import yaml
 
 from local_stack import prometheus as local_prometheus
+from tests.kube import MANIFESTS, Obj, kustomize_build, pod_labels, workloads
 from tests.monitoring.conftest import BUILD_TIMEOUT_S
 from tests.monitoring.grafana import MONITORING
 
@@ -18,6 +20,8 @@ PROM_DIR = MONITORING / "prometheus"
 CONFIG = PROM_DIR / "config" / "prometheus.yml"
 RULES = sorted((PROM_DIR / "rules").glob("*.yml"))
 RULE_TESTS = sorted((PROM_DIR / "tests").glob("*.test.yml"))
+# every promtool unit test file, parsed once
+RULE_TEST_DOCS = {path: yaml.safe_load(path.read_text()) for path in RULE_TESTS}
 SEVERITIES = {"critical", "warning"}
 # the first use of the cluster's promtool builds it (minutes, once per machine): the session's
 # 300 s per-test timeout (pyproject.toml) covers fixture setup too
@@ -75,18 +79,118 @@ def test_the_config_loads_every_rule_file() -> None:
     )
 
 
-def test_the_api_and_worker_jobs_carry_the_local_stacks_job_names() -> None:
-    """Dashboards select on job; the local proof is only valid if the cluster's jobs are named alike."""
-    jobs = {job["job_name"]: job for job in yaml.safe_load(CONFIG.read_text())["scrape_configs"]}
+def relabel(labels: dict[str, str], rules: list[dict[str, Any]]) -> dict[str, str] | None:
+    """Prometheus's relabelling of one discovered target (keep, drop, replace; RE2 regexes
+    are anchored at both ends); None when a rule drops it."""
+    out = dict(labels)
+    for rule in rules:
+        action = rule.get("action", "replace")
+        value = rule.get("separator", ";").join(out.get(s, "") for s in rule.get("source_labels", []))
+        match = re.fullmatch(rule.get("regex", "(.*)"), value)
+        if action == "keep" and not match:
+            return None
+        if action == "drop" and match:
+            return None
+        if action == "replace" and match:
+            result = re.sub(
+                r"\$(\d+)|\$\{(\d+)\}",
+                lambda g, m=match: m.group(int(g.group(1) or g.group(2))) or "",
+                str(rule.get("replacement", "$1")),
+            )
+            if result:
+                out[rule["target_label"]] = result
+            else:
+                out.pop(rule["target_label"], None)
+        assert action in ("keep", "drop", "replace"), f"relabel action {action!r} is not simulated here"
+    return out
+
+
+def meta(name: str) -> str:
+    """A Kubernetes label or annotation name as Prometheus's discovery spells it."""
+    return re.sub(r"[^a-zA-Z0-9_]", "_", name)
+
+
+def discovered(obj: Obj, phase: str = "Running") -> list[dict[str, str]]:
+    """What role: pod discovery reports for a pod of this workload: one target per declared
+    container port (or one without a port), with the pod's labels and annotations."""
+    template = obj.body["spec"]["template"]
+    base = {
+        "__meta_kubernetes_namespace": str(obj.namespace),
+        "__meta_kubernetes_pod_name": f"{obj.name}-0",
+        "__meta_kubernetes_pod_node_name": "edge-0",
+        "__meta_kubernetes_pod_phase": phase,
+        "__metrics_path__": "/metrics",
+        "__scheme__": "http",
+    }
+    base |= {f"__meta_kubernetes_pod_label_{meta(k)}": v for k, v in pod_labels(obj).items()}
+    annotations = template["metadata"].get("annotations") or {}
+    base |= {f"__meta_kubernetes_pod_annotation_{meta(k)}": str(v) for k, v in annotations.items()}
+    ports = [p["containerPort"] for c in template["spec"]["containers"] for p in c.get("ports", [])]
+    return [{**base, "__address__": f"10.42.0.7:{port}"} for port in ports] or [
+        {**base, "__address__": "10.42.0.7"}
+    ]
+
+
+def scrape_targets(pod: list[dict[str, str]]) -> set[tuple[tuple[str, str], ...]]:
+    """The distinct targets the cluster's config makes of one pod's discovered targets."""
+    found = set()
+    for job in yaml.safe_load(CONFIG.read_text())["scrape_configs"]:
+        for sd in job.get("kubernetes_sd_configs", []):
+            if sd["role"] != "pod":
+                continue
+            for target in pod:
+                if target["__meta_kubernetes_namespace"] not in sd["namespaces"]["names"]:
+                    continue
+                labels = relabel({**target, "job": job["job_name"]}, job.get("relabel_configs", []))
+                if labels is not None:
+                    found.add(tuple(sorted(labels.items())))
+    return found
+
+
+@pytest.fixture(scope="module")
+def ca4_workloads(built: list[Obj]) -> list[Obj]:
+    """Every workload of the three layers (the app and platform bases, as kustomize builds them)."""
+    return workloads([*kustomize_build(MANIFESTS / "app"), *kustomize_build(MANIFESTS / "platform"), *built])
+
+
+def test_every_pod_that_asks_is_scraped_once_under_its_app_name(ca4_workloads: list[Obj]) -> None:
+    """prometheus.io/scrape "true": one target at the annotated port and path, job = the pod's
+    app.kubernetes.io/name (the dashboards and alerts select on it); other pods: none."""
+    jobs = {}
+    for obj in ca4_workloads:
+        annotations = obj.body["spec"]["template"]["metadata"].get("annotations") or {}
+        targets = scrape_targets(discovered(obj))
+        if annotations.get("prometheus.io/scrape") != "true":
+            assert not targets, f"{obj.ref} does not ask to be scraped, yet becomes {targets}"
+            continue
+        assert len(targets) == 1, f"{obj.ref}: expected one scrape target, got {targets}"
+        labels = dict(next(iter(targets)))
+        name = pod_labels(obj)["app.kubernetes.io/name"]
+        assert labels["job"] == name, f"{obj.ref}: job {labels['job']!r}, expected its app name {name!r}"
+        assert labels["__address__"] == f"10.42.0.7:{annotations['prometheus.io/port']}", (obj.ref, labels)
+        assert labels["__metrics_path__"] == annotations.get("prometheus.io/path", "/metrics"), (
+            obj.ref,
+            labels,
+        )
+        assert (labels["namespace"], labels["pod"]) == (obj.namespace, f"{obj.name}-0"), labels
+        assert not scrape_targets(discovered(obj, phase="Succeeded")), f"{obj.ref}: a finished pod is scraped"
+        jobs[labels["job"]] = obj
     for name in (local_prometheus.JOB_API, local_prometheus.JOB_WORKER):
-        assert name in jobs, f"no scrape job {name!r} in {CONFIG}; jobs: {sorted(jobs)}"
-        keep = jobs[name]["relabel_configs"][0]
-        assert keep == {
-            "source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_name"],
-            "regex": name,
-            "action": "keep",
-        }, f"job {name} must select pods labelled app.kubernetes.io/name={name}; first rule: {keep}"
-        assert jobs[name]["kubernetes_sd_configs"] == [{"role": "pod", "namespaces": {"names": ["app"]}}]
+        assert name in jobs, (
+            f"no scrape target with job {name!r} (the local stack's name); jobs: {sorted(jobs)}"
+        )
+        assert jobs[name].namespace == "app", f"job {name} comes from {jobs[name].ref}"
+
+
+def test_only_the_ca4_pods_are_scraped(ca4_workloads: list[Obj]) -> None:
+    """A pod that asks but is not part of CA4, or lives outside its namespaces, is left alone."""
+    asking = next(o for o in ca4_workloads if pod_labels(o).get("app.kubernetes.io/name") == "processor-api")
+    pod = discovered(asking)[0]
+    foreign = pod | {"__meta_kubernetes_pod_label_app_kubernetes_io_part_of": "other"}
+    elsewhere = pod | {"__meta_kubernetes_namespace": "default"}
+    assert scrape_targets([pod]), "the processor-api pod itself should be scraped"
+    assert not scrape_targets([foreign]), "a pod not part-of=ca4 is scraped"
+    assert not scrape_targets([elsewhere]), "a pod in namespace default is scraped"
 
 
 def test_the_local_stack_loads_the_same_rule_files() -> None:
@@ -109,8 +213,8 @@ def test_every_alert_has_a_severity_and_a_runbook(alert: dict[str, Any]) -> None
 def test_every_alert_is_unit_tested_firing_and_quiet(alert: dict[str, Any]) -> None:
     cases = [
         case
-        for path in RULE_TESTS
-        for test in yaml.safe_load(path.read_text())["tests"]
+        for doc in RULE_TEST_DOCS.values()
+        for test in doc["tests"]
         for case in test.get("alert_rule_test", [])
         if case["alertname"] == alert["alert"]
     ]
@@ -121,3 +225,19 @@ def test_every_alert_is_unit_tested_firing_and_quiet(alert: dict[str, Any]) -> N
         f"{[p.name for p in RULE_TESTS]}, "
         f"found {len(firing)} firing and {len(quiet)} quiet"
     )
+
+
+def test_the_rule_tests_evaluate_recording_rules_before_the_alerts() -> None:
+    """Without group_eval_order promtool evaluates the groups in a random order, and an alert's
+    {{ $value }} is sometimes the recorded value of the step before: a flaky test."""
+    groups = [g["name"] for path in RULES for g in yaml.safe_load(path.read_text())["groups"]]
+    recording = [
+        g["name"]
+        for path in RULES
+        for g in yaml.safe_load(path.read_text())["groups"]
+        if all("record" in r for r in g["rules"])
+    ]
+    for path, doc in RULE_TEST_DOCS.items():
+        order = doc.get("group_eval_order", [])
+        assert sorted(order) == sorted(groups), f"{path.name}: group_eval_order {order}, groups {groups}"
+        assert order[: len(recording)] == recording, f"{path.name}: {recording} should come first in {order}"

@@ -5,38 +5,47 @@ Each scenario yields one row of figures, measured the way a user would ask:
 - sent: events the load generator put on the wire;
 - acknowledged: events the API answered 202 for (it promises they are in Kafka);
 - stored: acknowledged events found in ``gpu_metadata`` once the pipeline settled;
-- duplicates: extra copies, in the database (two documents for one event id) and in the
-  archive (one event in two enriched objects);
+- duplicates: extra copies of one logical event. In the database, one event stored under
+  two ids (counted by ``workload.seq``, unique within a run); a second document for one
+  event id cannot exist (``_id`` is the event id, and the database refuses the insert),
+  so that is not counted. In the archive, one event in two enriched objects;
 - lost: acknowledged but not stored. The promise is lost = 0 and duplicates = 0;
 - dlq: records of the run in the dead-letter topic (only the poison scenario has any).
+
+Among the controls, ``replayed_absorbed`` is what the ``_id`` key absorbed: records the
+worker delivered again (after a kill, say) and the database refused as already stored,
+summed from the worker's ``batch delivered`` log lines since the run began. It shows
+whether a scenario exercised replay at all. ``pipeline_quiet`` says the worker had
+committed every record of the topic when the row was taken.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import gzip
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
-import urllib.request
 import uuid
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
 
 from ca4_events import names
-from ca4_events.ids import uuid7
-from local_stack.config import BUCKET
-from tests.integration.support import Stack
-from tests.tools.loadgen import template_event
+from local_stack import s3
+from local_stack.procs import http_ok
+from tests.integration.support import Stack, committed, drained, log_lines, log_offset, topic_records
+from tests.tools import loadgen
 
 SETTLE_TIMEOUT_S = 180.0
+ARCHIVE_CLOCK_SLACK = dt.timedelta(seconds=5)  # S3's LastModified has one-second resolution
 
 
 @dataclass(frozen=True)
@@ -74,10 +83,25 @@ class Row:
     dlq: int = 0
     seconds: float = 0.0
     checks: dict[str, Any] = field(default_factory=dict)
+    dead_letters: list[Any] = field(default_factory=list, repr=False)  # the run's DLQ records
 
     def as_dict(self) -> dict[str, Any]:
         """For the JSON report."""
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "dead_letters"}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One scenario's run: its tag, and where the clocks and the worker's log stood when it began."""
+
+    id: str
+    started: float  # time.monotonic()
+    wall: dt.datetime
+    worker_log: int  # byte offset
+
+    def tagged(self, doc: dict[str, Any]) -> bool:
+        """The document belongs to this run (``source.tags.run``)."""
+        return bool(doc.get("source", {}).get("tags", {}).get("run") == self.id)
 
 
 @dataclass
@@ -96,41 +120,36 @@ class StreamResult:
         statuses = Counter(str(line["status"]) for line in lines)
         return cls({"sent": sent, "refused": sent - len(acked), "statuses": dict(statuses)}, acked, lines)
 
+    @property
+    def sent_ids(self) -> set[str]:
+        """Every event id put on the wire."""
+        return {i for line in self.lines for i in line["ids"]}
+
 
 class Stream:
     """The load generator running in its own process."""
 
-    def __init__(
-        self,
-        stack: Stack,
-        run: str,
-        *,
-        events: int,
-        rate: float,
-        out: Path,
-        batch: int = 10,
-        concurrency: int = 4,
-    ) -> None:
+    def __init__(self, command: list[str], out: Path) -> None:
         self._out = out
-        self._proc = subprocess.Popen(
-            [
-                sys.executable, "-m", "tests.tools.loadgen",
-                "--url", stack.cfg.api_url, f"--token={stack.token}",
-                "--events", str(events), "--batch", str(batch), "--concurrency", str(concurrency),
-                "--rate", str(rate), "--run", run, "--out", str(out), "--max-seconds", "300",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
+        self._proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def wait(self, timeout: float = 400.0) -> StreamResult:
-        """Wait for the generator to finish; its per-request lines and summary."""
+        """Wait for the generator to finish; its per-request lines, with its own summary."""
         stdout, stderr = self._proc.communicate(timeout=timeout)
         assert self._proc.returncode == 0, f"load generator failed: {stderr[-2000:]}"
-        lines = [json.loads(line) for line in self._out.read_text().splitlines()]
-        acked = [i for line in lines for i in line.get("acked", [])]
-        return StreamResult(json.loads(stdout.strip().splitlines()[-1]), acked, lines)
+        result = StreamResult.from_lines([json.loads(line) for line in self._out.read_text().splitlines()])
+        result.summary |= json.loads(stdout.strip().splitlines()[-1])
+        return result
+
+
+@dataclass
+class Settled:
+    """What the pipeline holds of a run once it is quiet."""
+
+    stored: set[str]  # acknowledged ids found in gpu_metadata
+    quiet: bool  # the worker had committed every record of the topic
+    archived: dict[str, set[str]]  # enriched key -> the run's ids it holds
+    documents: list[dict[str, Any]]  # every document of the run: _id and workload
 
 
 class Reliability:
@@ -142,123 +161,135 @@ class Reliability:
         self.workdir = workdir
         self.rows: list[Row] = []
 
-    def events(self, run: str, count: int) -> list[dict[str, Any]]:
-        """Event bodies tagged with the run, as the load generator makes them."""
-        base = template_event(run)
-        out = []
-        for seq in range(count):
-            event = dict(base, event_id=str(uuid7()), collected_at=dt.datetime.now(dt.UTC).isoformat())
-            event["source"] = {**base["source"], "session_id": f"{run}-{seq % 8}"}
-            out.append(event)
-        return out
+    def begin(self, name: str) -> Run:
+        """A new run tagged ``<name>-<random>``; starts its clocks."""
+        return Run(
+            f"{name}-{uuid.uuid4().hex[:6]}",
+            time.monotonic(),
+            dt.datetime.now(dt.UTC),
+            log_offset(self.stack.cfg, "worker"),
+        )
+
+    def events(self, run: Run, count: int, start: int = 0) -> list[dict[str, Any]]:
+        """Event bodies ``start`` .. ``start + count - 1`` of the run, as the load generator makes them."""
+        return loadgen.make_events(run.id, count, start)
 
     def stream(
-        self, run: str, events: int | None = None, rate: float | None = None, concurrency: int = 4
+        self, run: Run, events: int | None = None, rate: float | None = None, concurrency: int = 4
     ) -> Stream:
-        """Start streaming ``events`` snapshots tagged with ``run``."""
-        return Stream(
-            self.stack,
-            run,
+        """Start streaming ``events`` snapshots tagged with the run."""
+        out = self.workdir / f"{run.id}-{uuid.uuid4().hex[:4]}.jsonl"
+        command = loadgen.argv(
+            self.stack.cfg.api_url,
+            self.stack.token,
             events=events or self.scale.events,
-            rate=self.scale.rate if rate is None else rate,
-            out=self.workdir / f"{run}-{uuid.uuid4().hex[:4]}.jsonl",
+            batch=10,
             concurrency=concurrency,
+            rate=self.scale.rate if rate is None else rate,
+            out=out,
+            run=run.id,
         )
+        return Stream(command, out)
 
     # --- observations -------------------------------------------------------------------
 
     def committed(self) -> dict[int, int]:
         """The worker group's committed offset per partition."""
-        admin = KafkaAdminClient(bootstrap_servers=self.stack.cfg.kafka_bootstrap, request_timeout_ms=10_000)
-        try:
-            offsets = admin.list_group_offsets(names.CONSUMER_GROUP).get(names.CONSUMER_GROUP, {})
-        finally:
-            admin.close()
-        return {tp.partition: int(meta.offset) for tp, meta in offsets.items() if tp.topic == names.TOPIC}
+        return committed(self.stack.cfg.kafka_bootstrap)
 
     def worker_ready(self) -> bool:
         """GET /readyz of the worker."""
+        return http_ok(f"{self.stack.cfg.worker_url}/readyz", timeout=2)
+
+    def dlq_records(self, run_id: str) -> list[Any]:
+        """Dead-lettered records whose key or value belongs to the run (every partition)."""
+        tag = run_id.encode()
+        return topic_records(
+            self.stack.cfg.kafka_bootstrap,
+            names.DLQ_TOPIC,
+            lambda r: (r.key or b"").startswith(tag) or tag in (r.value or b""),
+        )
+
+    def _drained(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.stack.cfg.worker_url}/readyz", timeout=2):  # noqa: S310 - loopback
-                return True
-        except OSError:
+            return drained(self.stack.cfg.kafka_bootstrap)
+        except KafkaError:  # the group coordinator may still be loading after a broker restart
             return False
 
-    def stored_ids(self, run: str) -> Counter[str]:
-        """Event ids of the run in gpu_metadata, with how many documents each has."""
-        docs = self.stack.db[names.COLLECTION_EVENTS].find({"source.tags.run": run}, {"_id": 1})
-        return Counter(doc["_id"] for doc in docs)
-
-    def archived_ids(self, run: str) -> Counter[str]:
-        """Event ids of the run in enriched archive objects, with how many objects hold each."""
-        s3 = self.stack.s3()
-        counts: Counter[str] = Counter()
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="enriched/"):
-            for obj in page.get("Contents", []):
-                body = gzip.decompress(s3.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read())
-                for line in body.splitlines():
-                    doc = json.loads(line)
-                    if doc.get("source", {}).get("tags", {}).get("run") == run:
-                        counts[doc["_id"]] += 1
-        return counts
-
-    def dlq_records(self, run: str) -> list[Any]:
-        """Dead-lettered records whose key or value belongs to the run."""
-        consumer = KafkaConsumer(bootstrap_servers=self.stack.cfg.kafka_bootstrap, enable_auto_commit=False)
-        try:
-            tp = TopicPartition(names.DLQ_TOPIC, 0)
-            consumer.assign([tp])
-            end = consumer.end_offsets([tp])[tp]
-            consumer.seek_to_beginning(tp)
-            found, position, deadline = [], 0, time.monotonic() + 60
-            while position < end and time.monotonic() < deadline:
-                for r in consumer.poll(timeout_ms=500).get(tp, []):
-                    position = r.offset + 1
-                    if (r.key or b"").startswith(run.encode()) or run.encode() in (r.value or b""):
-                        found.append(r)
-            return found
-        finally:
-            consumer.close()
+    def replayed_absorbed(self, run: Run) -> int:
+        """Records delivered again and refused as already stored, since the run began (worker log)."""
+        lines = log_lines(self.stack.cfg, "batch delivered", run.worker_log, "worker")
+        return sum(int(line.get("duplicates", 0)) for line in lines)
 
     # --- the row ------------------------------------------------------------------------
 
-    def settle(self, run: str, acked: list[str], archive: bool = True) -> tuple[Counter[str], Counter[str]]:
-        """Wait (bounded) until every acknowledged event is stored, and archived."""
-        deadline = time.monotonic() + SETTLE_TIMEOUT_S
-        wanted = set(acked)
-        stored: Counter[str] = Counter()
-        while time.monotonic() < deadline:
-            stored = self.stored_ids(run)
-            if wanted <= set(stored):
-                break
-            time.sleep(0.5)
-        archived: Counter[str] = Counter()
-        while archive and time.monotonic() < deadline:
-            archived = self.archived_ids(run)
-            if set(stored) <= set(archived):
-                break
-            time.sleep(1.0)
-        return stored, archived
+    def settle(self, run: Run, acked: list[str], archive: bool = True) -> Settled:
+        """Wait (bounded) until the pipeline is quiet, then read what it holds of the run.
 
-    def row(self, scenario: str, run: str, result: StreamResult, started: float, **checks: Any) -> Row:
+        1. every acknowledged id is in gpu_metadata (polled by ``_id``, which is indexed);
+        2. the worker group has committed every record of the topic: no replay is still
+           running that could add a late duplicate;
+        3. two consecutive reads of the archive agree (an object being superseded is
+           briefly listed beside its successor) and hold every stored event.
+
+        Then one scan by the run's tag (not indexed: done once, not polled) finds every
+        document of the run, acknowledged or not.
+        """
+        deadline = time.monotonic() + SETTLE_TIMEOUT_S
+        events = self.stack.db[names.COLLECTION_EVENTS]
+        stored: set[str] = set()
+        missing = sorted(set(acked))
+        while missing and time.monotonic() < deadline:
+            stored |= {doc["_id"] for doc in events.find({"_id": {"$in": missing}}, {"_id": 1})}
+            missing = [i for i in missing if i not in stored]
+            if missing:
+                time.sleep(0.5)
+        quiet = self._drained()
+        while not quiet and time.monotonic() < deadline:
+            time.sleep(0.5)
+            quiet = self._drained()
+        archived: dict[str, set[str]] = {}
+        if archive:
+            client, seen, previous = self.stack.s3(), {}, None
+            since = run.wall - ARCHIVE_CLOCK_SLACK
+            while time.monotonic() < deadline:
+                archived = s3.archived_ids(client, seen, keep=run.tagged, since=since)
+                if archived == previous and stored <= set().union(*archived.values()):
+                    break
+                previous = archived
+                time.sleep(1.0)
+        documents = list(events.find({"source.tags.run": run.id}, {"_id": 1, "workload": 1}))
+        return Settled(stored, quiet, archived, documents)
+
+    def row(self, scenario: str, run: Run, result: StreamResult, **checks: Any) -> Row:
         """Account for the run and record the row."""
-        stored, archived = self.settle(run, result.acked)
         acked = set(result.acked)
+        settled = self.settle(run, result.acked)
+        in_db = {doc["_id"] for doc in settled.documents}
+        seqs = (doc.get("workload", {}).get("seq") for doc in settled.documents)
+        per_seq = Counter(seq for seq in seqs if seq is not None)
+        per_id_archived = Counter(i for ids in settled.archived.values() for i in ids)
+        dead = self.dlq_records(run.id)
         row = Row(
             scenario=scenario,
             sent=int(result.summary["sent"]),
             acknowledged=len(acked),
-            stored=len(acked & set(stored)),
-            duplicates=sum(n - 1 for n in stored.values()) + sum(n - 1 for n in archived.values()),
-            lost=len(acked - set(stored)),
-            dlq=len(self.dlq_records(run)),
-            seconds=round(time.monotonic() - started, 1),
+            stored=len(acked & settled.stored),
+            duplicates=sum(n - 1 for n in per_seq.values()) + sum(n - 1 for n in per_id_archived.values()),
+            lost=len(acked - settled.stored),
+            dlq=len(dead),
+            seconds=round(time.monotonic() - run.started, 1),
             checks={
                 "refused_by_api": int(result.summary["refused"]),
                 "statuses": result.summary["statuses"],
-                "stored_not_archived": len(set(stored) - set(archived)),
+                "stored_not_archived": len(settled.stored - set(per_id_archived)),
+                # refused (503, timeout) and yet stored: a refusal that was really an ack
+                "stored_not_acked": len((in_db & result.sent_ids) - acked),
+                "replayed_absorbed": self.replayed_absorbed(run),
+                "pipeline_quiet": settled.quiet,
                 **checks,
             },
+            dead_letters=dead,
         )
         self.rows.append(row)
         return row
@@ -289,11 +320,20 @@ class Reliability:
         (directory / "reliability.md").write_text("\n".join(lines) + "\n")
 
 
-@contextlib.contextmanager
-def sampled(probe: Any, every_s: float = 0.25) -> Any:
-    """Sample ``probe()`` in a thread while the block runs; yields the list of samples."""
-    import threading  # noqa: PLC0415
+def moved(offsets: list[dict[int, int]]) -> list[int]:
+    """Partitions whose committed offset differs between the first and the last sample.
 
+    A partition missing from one sample (its first commit came during the window) counts.
+    """
+    if not offsets:
+        return []
+    first, last = offsets[0], offsets[-1]
+    return sorted(p for p in first.keys() | last.keys() if first.get(p) != last.get(p))
+
+
+@contextlib.contextmanager
+def sampled(probe: Callable[[], Any], every_s: float = 0.25) -> Iterator[list[Any]]:
+    """Sample ``probe()`` in a thread while the block runs; yields the list of samples."""
     samples: list[Any] = []
     stop = threading.Event()
 

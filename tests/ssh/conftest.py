@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -101,7 +102,8 @@ class LabEnv:
             "PATH": os.environ["PATH"],
             "HOME": str(self.root / "home"),
             "CA4_TF_OUTPUTS": str(self.root / "outputs.json"),
-            "CA4_SSH_KEY": str(self.lab.key),
+            # a blank in the key's path: the SSH config must quote it (both hops read it)
+            "CA4_SSH_KEY": str(self.root / "ssh keys" / self.lab.key.name),
             "CA4_K3S_INSTALL_SCRIPT": str(self.root / "standin-install.sh"),
             "CA4_SECRETS_DIR": str(self.root / "kubeconfigs"),
             "CA4_STATE_DIR": str(self.root / "state"),
@@ -179,6 +181,8 @@ def lab_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabEnv]:
     root = tmp_path_factory.mktemp("ssh-lab")
     with Lab(root) as lab:
         crt, key, ca_pem = make_ca(root)
+        (root / "ssh keys").mkdir(mode=0o700)
+        shutil.copy2(lab.key, root / "ssh keys" / lab.key.name)
         records, api_log, echo_log = root / "installs.jsonl", root / "api.log", root / "echo.log"
         records.touch()
         records.chmod(0o666)

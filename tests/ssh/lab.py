@@ -22,7 +22,6 @@ import contextlib
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -288,10 +287,3 @@ class Lab:
             {},
             timeout=30,
         )
-
-
-def free_of_listener(addr: str, port: int) -> bool:
-    """True when nothing accepts on addr:port here (used for sanity checks)."""
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex((addr, port)) != 0

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.k8s.conftest import pins
+from tests.kube import pins
 from tests.ssh.conftest import API_TOKEN, LabEnv
 from tests.ssh.lab import BASTION_LAN, EDGE_ADDRS
 

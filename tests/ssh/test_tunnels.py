@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.k8s.conftest import pins
+from tests.kube import pins
 from tests.ssh.conftest import LabEnv
 from tests.ssh.lab import BASTION_LAN, EDGE_ADDRS
 

@@ -18,7 +18,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import statistics
+import math
 import sys
 import time
 import uuid
@@ -42,6 +42,56 @@ def template_event(run: str) -> dict[str, Any]:
         TEMPLATE, Source(provider="onprem", host="loadgen", tags={"run": run})
     )
     return dict(json.loads(event.model_dump_json(exclude_none=True)))
+
+
+def make_events(
+    run: str, count: int, start: int = 0, base: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Event bodies ``start`` .. ``start + count - 1`` of a run, as the generator sends them.
+
+    Each has its own event id and timestamp, ``workload = {"run", "seq"}`` (``seq`` is unique
+    within the run, so one event stored under two ids can be told apart), and one of
+    ``KEYS`` producer sessions of the run. ``base``: the run's ``template_event`` (made once
+    by a caller that builds many batches).
+    """
+    base = template_event(run) if base is None else base
+    events = []
+    for seq in range(start, start + count):
+        event = dict(base)
+        event["event_id"] = str(uuid7())
+        event["collected_at"] = dt.datetime.now(dt.UTC).isoformat()
+        event["source"] = {**base["source"], "session_id": f"{run}-{seq % KEYS}"}
+        event["workload"] = {"run": run, "seq": seq}
+        events.append(event)
+    return events
+
+
+def argv(
+    url: str,
+    token: str,
+    *,
+    events: int,
+    batch: int,
+    concurrency: int,
+    rate: float = 0.0,
+    out: Path | str = "",
+    run: str | None = None,
+    max_seconds: float = 300.0,
+) -> list[str]:
+    """The command line that runs the generator in its own process (this interpreter)."""
+    return [
+        sys.executable, "-m", "tests.tools.loadgen", "--url", url, f"--token={token}",
+        "--events", str(events), "--batch", str(batch), "--concurrency", str(concurrency),
+        "--rate", str(rate), "--out", str(out), "--max-seconds", str(max_seconds),
+        *(["--run", run] if run else []),
+    ]  # fmt: skip
+
+
+def percentile(ordered: list[float], q: float) -> float | None:
+    """The nearest-rank ``q`` quantile (0 < q <= 1) of sorted values; None when there are none."""
+    if not ordered:
+        return None
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
 class Pacer:
@@ -69,14 +119,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     # API and must not spend the measured time building JSON
     queue: asyncio.Queue[tuple[int, list[str], bytes]] = asyncio.Queue()
     for start in range(0, args.events, args.batch):
-        batch = []
-        for seq in range(start, min(start + args.batch, args.events)):
-            event = dict(base)
-            event["event_id"] = str(uuid7())
-            event["collected_at"] = dt.datetime.now(dt.UTC).isoformat()
-            event["source"] = {**base["source"], "session_id": f"{args.run}-{seq % KEYS}"}
-            event["workload"] = {"run": args.run, "seq": seq}
-            batch.append(event)
+        batch = make_events(args.run, min(args.batch, args.events - start), start, base)
         body = batch[0] if args.batch == 1 else {"events": batch}
         queue.put_nowait((start, [e["event_id"] for e in batch], json.dumps(body).encode()))
     statuses: dict[str, int] = {}
@@ -134,11 +177,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "statuses": statuses,
         "seconds": round(elapsed, 3),
         "events_per_second": round(acked / elapsed, 1) if elapsed else 0.0,
-        "latency_ms_p50": round(statistics.median(latencies) * 1000, 2) if latencies else None,
-        "latency_ms_p99": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2)
-        if len(latencies) >= 100
-        else None,
+        "latency_ms_p50": _ms(percentile(latencies, 0.5)),
+        # a p99 of fewer than 100 requests would only be their maximum
+        "latency_ms_p99": _ms(percentile(latencies, 0.99)) if len(latencies) >= 100 else None,
     }
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 2)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import struct
 import threading
 
 
@@ -47,8 +48,14 @@ class TcpProxy:
         with self._lock:
             conns, self._conns = self._conns, set()
         for conn in conns:
+            # LINGER 0 turns the close into a reset (no FIN); shutting the read side first wakes
+            # the pipe thread blocked in recv() on this socket: a bare close() from another
+            # thread would not, and the connection would live on until the peer sent something
             with contextlib.suppress(OSError):
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RD)
+            with contextlib.suppress(OSError):
                 conn.close()
 
     def _accept(self, listener: socket.socket) -> None:

@@ -149,8 +149,13 @@ def test_an_invalid_event_gets_422_naming_the_field(
         (b"[" * 50_000, "not valid JSON"),
         (b"\xff\xfe", "not valid JSON"),
         (b'{"collected_at": "2026-01-01T00:00:00Z", "x": NaN}', "not valid JSON"),
+        (
+            b'{"collected_at": "2026-01-01T00:00:00Z", "source": {"provider": "colab", "host": "h"},'
+            b' "workload": {"loss": Infinity}}',
+            "not valid JSON",
+        ),
     ],
-    ids=["malformed", "deeply-nested", "not-utf8", "nan-is-not-json"],
+    ids=["malformed", "deeply-nested", "not-utf8", "nan-is-not-json", "infinity-in-a-valid-event"],
 )
 def test_bad_json_gets_400_not_a_stack_trace(client: TestClient, raw: bytes, fragment: str) -> None:
     resp = client.post("/metadata", content=raw, headers=AUTH)
@@ -265,11 +270,16 @@ def test_probes(client: TestClient, publisher: FakePublisher) -> None:
     assert resp.status_code == 503 and resp.json()["kafka"] == "unreachable"
 
 
+def _sample(text: str, name: str) -> float:
+    return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " "))
+
+
 def test_metrics_count_requests_by_route_template(client: TestClient, idle_event: GpuMetadataEvent) -> None:
+    before = _sample(client.get("/metrics").text, "ca4_api_events_published_total")
     client.post("/metadata", json=body(idle_event), headers=AUTH)
     text = client.get("/metrics").text
     assert 'ca4_api_requests_total{method="POST",route="/metadata",status="202"}' in text
-    assert "ca4_api_events_published_total" in text
+    assert _sample(text, "ca4_api_events_published_total") == before + 1
 
 
 def test_openapi_documents_the_event_schema_and_bearer_auth(client: TestClient) -> None:

@@ -73,8 +73,16 @@ def test_a_thermal_fault_is_flagged(load_event: GpuMetadataEvent) -> None:
     fleet = FleetGauges()
     fleet.update(states(load_event, clock_event_reasons_mask=0x40))
     text = scrape(fleet)
-    assert 'ca4_accelerator_thermal_trouble{host="colab-h200"' in text
-    assert (
-        "ca4_accelerator_healthy{" in text
-        and " 0.0" in text.split("ca4_accelerator_healthy{", 1)[1].split("\n")[0]
-    )
+    labels = 'host="colab-h200",name="NVIDIA H200",uuid="GPU-bfb5ba6a-db8e-fc7b-5fdc-aeabcd37bce1"'
+    assert f"ca4_accelerator_thermal_trouble{{{labels}}} 1.0" in text
+    assert f"ca4_accelerator_healthy{{{labels}}} 0.0" in text
+
+
+def test_a_replayed_older_snapshot_never_moves_the_gauges_back(load_event: GpuMetadataEvent) -> None:
+    fleet = FleetGauges()
+    newer = load_event.model_copy(update={"collected_at": load_event.collected_at + dt.timedelta(seconds=5)})
+    fleet.update(states(newer, power_draw_w=650.0))
+    fleet.update(states(load_event, power_draw_w=600.0))  # replayed after a crash, older
+    text = scrape(fleet)
+    assert 'ca4_accelerator_power_draw_w{host="colab-h200",' in text
+    assert "} 650.0" in next(ln for ln in text.splitlines() if ln.startswith("ca4_accelerator_power_draw_w{"))

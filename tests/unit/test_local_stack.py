@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 
 from local_stack import cli, docker_backend, kafka, prereqs, prometheus, stack
 from local_stack.config import StackConfig, kafka_version
-from local_stack.procs import StackError
+from local_stack.procs import StackError, require_free_port
 
 
 @pytest.fixture
@@ -147,11 +148,27 @@ def test_cli_turns_a_stack_error_into_one_readable_line(
 
 
 def test_the_docker_backend_is_refused_clearly_without_a_daemon(
-    cfg: StackConfig, monkeypatch: pytest.MonkeyPatch
+    cfg: StackConfig, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(docker_backend, "docker_problem", lambda: "no Docker daemon answers (test)")
-    with pytest.raises(StackError, match="CA4_LOCAL_BACKEND=docker, but no Docker daemon answers"):
-        stack.up(replace(cfg, backend="docker"))
+    for command in (stack.up, stack.status, stack.down):
+        with pytest.raises(StackError, match="CA4_LOCAL_BACKEND=docker, but no Docker daemon answers"):
+            command(replace(cfg, backend="docker"))
+    # the CLI turns it into one line for every command, never a traceback
+    monkeypatch.setenv("CA4_LOCAL_BACKEND", "docker")
+    monkeypatch.setenv("CA4_LOCAL_STATE_DIR", str(cfg.state_dir))
+    for command in ("status", "down"):
+        assert cli.main([command]) == 1
+        assert "ca4-local: CA4_LOCAL_BACKEND=docker, but no Docker daemon answers" in capsys.readouterr().err
+
+
+def test_a_taken_port_names_the_variable_that_moves_it(cfg: StackConfig) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        taken = replace(cfg, mongo_port=listener.getsockname()[1])
+        with pytest.raises(StackError, match=r"port \d+ is taken by another program; .*CA4_LOCAL_MONGO_PORT"):
+            require_free_port(taken, "mongo_port")
 
 
 def test_an_unknown_backend_is_named(
@@ -162,7 +179,9 @@ def test_an_unknown_backend_is_named(
     assert "CA4_LOCAL_BACKEND must be one of native, docker, not 'podman'" in capsys.readouterr().err
 
 
-def test_the_kafka_container_is_one_kraft_node_advertised_on_loopback(cfg: StackConfig) -> None:
+def test_the_kafka_container_is_one_kraft_node_advertised_on_loopback(
+    cfg: StackConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
     env = docker_backend.kafka_env(cfg)
     assert env["KAFKA_ADVERTISED_LISTENERS"] == "PLAINTEXT://127.0.0.1:9092"
     assert (
@@ -170,5 +189,6 @@ def test_the_kafka_container_is_one_kraft_node_advertised_on_loopback(cfg: Stack
         and env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
     )
     assert docker_backend.kafka_image() == "apache/kafka:4.1.1", "same version as the native jars"
+    monkeypatch.setattr(docker_backend, "docker_problem", lambda: None)
     names = [c.name for c in stack.components(replace(cfg, backend="docker"))]
     assert names == ["s3", "mongodb", "kafka", "metadata-worker", "processor-api", "prometheus"]

@@ -47,6 +47,14 @@ def test_a_refused_reading_becomes_null_and_unsupported(h200_dir: Path) -> None:
     assert acc.unsupported == ["fan_speed_pct", "temperature_memory_c"]
 
 
+def test_an_unknown_performance_state_is_null_as_in_the_live_source(h200_dir: Path) -> None:
+    data = json.loads((h200_dir / "nvml-series.json").read_text())
+    dev = dict(data["phase_idle"][0]["devices"][0])
+    dev["pstate"] = 32  # NVML_PSTATE_UNKNOWN
+    acc = accelerator_from_nvml(dev)
+    assert acc.pstate is None and "pstate" not in acc.unsupported
+
+
 def test_retiming_keeps_spacing_and_ends_now(h200_dir: Path) -> None:
     now = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
     source = Source(provider="other", host="h")

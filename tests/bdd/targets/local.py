@@ -9,9 +9,8 @@ from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
 from ca4_events import names
-from local_stack import prometheus, s3, services
+from local_stack import prometheus, s3, services, stack
 from local_stack.config import BUCKET, StackConfig
-from local_stack.procs import http_ok
 from tests.bdd.targets import dbprobe
 from tests.bdd.targets.base import Target
 
@@ -44,9 +43,9 @@ class LocalTarget(Target):
         probes = {
             "kafka": self._kafka,
             "database": self._database,
-            "processor-api": lambda: self._http(f"{self.cfg.api_url}/readyz"),
-            "metadata-worker": lambda: self._http(f"{self.cfg.worker_url}/readyz"),
-            "prometheus": lambda: self._http(f"{self.cfg.prometheus_url}/-/ready"),
+            "processor-api": lambda: self._service("processor-api"),
+            "metadata-worker": lambda: self._service("metadata-worker"),
+            "prometheus": lambda: self._service("prometheus"),
             "s3-archive": self._bucket,
         }
         if component not in probes:
@@ -67,9 +66,10 @@ class LocalTarget(Target):
         finally:
             client.close()
 
-    @staticmethod
-    def _http(url: str) -> tuple[bool, str]:
-        return http_ok(url), url
+    def _service(self, name: str) -> tuple[bool, str]:
+        # the same readiness probe the stack waits for at start-up and reports in status
+        comp = stack.component(self.cfg, name)
+        return comp.healthy(self.cfg), f"{name} at {comp.endpoint(self.cfg)}"
 
     def _bucket(self) -> tuple[bool, str]:
         try:

@@ -11,6 +11,7 @@ import pytest
 from ca4_events.schema import GpuMetadataEvent
 from ca4_producer import host
 from ca4_producer.collector import Collector
+from ca4_producer.readings import SourceUnavailable
 from tests.unit.producer.fake_pynvml import FakeNvml, NVMLError_LibraryNotFound, load_series
 from tests.unit.producer.test_nvidia_smi import CapturedSmi
 
@@ -61,6 +62,22 @@ def test_each_snapshot_records_its_collection_time(h200_dir: Path) -> None:
     assert snap.collect_ms == pytest.approx(2.5)
     assert snap.event.workload is not None
     assert snap.event.workload["ca4_collector"]["collect_ms"] == pytest.approx(2.5)
+
+
+def test_a_failed_read_is_recorded_and_the_next_snapshot_goes_on(h200_dir: Path) -> None:
+    smi = CapturedSmi(h200_dir, xml="nvidia-smi-q-load.xml")
+    collector = Collector.detect(
+        nvml_module=_no_nvml(h200_dir), smi_binary="/usr/bin/nvidia-smi", smi_run=smi, tpu=False
+    )
+    timeout = SourceUnavailable("nvidia-smi -q -x: timed out after 20 s")
+    smi.fail = timeout
+    failed = collector.snapshot().event
+    assert failed.accelerators == []
+    assert failed.workload is not None
+    assert failed.workload["ca4_collector"]["errors"] == {"nvidia-smi": f"SourceUnavailable: {timeout}"}
+    smi.fail = None
+    (acc,) = collector.snapshot().event.accelerators
+    assert acc.utilization_gpu_pct == 99
 
 
 def test_replay_plays_the_capture_in_order_with_the_current_time(h200_dir: Path) -> None:

@@ -194,10 +194,13 @@ class CapturedSmi:
         self.dir = h200_dir
         self.xml = xml
         self.calls: list[list[str]] = []
+        self.fail: Exception | None = None  # raised by every call while set (a hung or failing nvidia-smi)
 
     def __call__(self, argv: Sequence[str], timeout_s: float) -> str:
         self.calls.append(list(argv))
         assert timeout_s > 0, "every nvidia-smi call must be bounded"
+        if self.fail is not None:
+            raise self.fail
         if list(argv[1:]) == ["-q", "-x"]:
             return (self.dir / self.xml).read_text()
         query = next(a for a in argv if a.startswith("--query-gpu="))

@@ -171,3 +171,73 @@ def test_post_many_keeps_each_request_under_the_body_limit(h200_events: list[Gpu
         f"about {size} B per event, 2.5 events per request; got {seen}"
     )
     assert sum(len(d.event_ids) for d in deliveries) == 6
+
+
+def test_a_partial_success_is_kept_when_the_retries_then_fail(h200_events: list[GpuMetadataEvent]) -> None:
+    bodies: list[list[str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        ids = [e["event_id"] for e in json.loads(request.content)["events"]]
+        bodies.append(ids)
+        if len(bodies) == 1:  # item 0 acked, item 1 not; then Kafka is gone for good
+            results = [
+                {"index": 0, "status": 202, "event_id": ids[0]},
+                {"index": 1, "status": 503, "event_id": ids[1], "detail": "not acknowledged"},
+            ]
+            return httpx.Response(
+                207,
+                json={"status": "partial", "accepted": 1, "event_ids": [ids[0]], "results": results},
+                headers={"Retry-After": "5"},
+            )
+        return httpx.Response(503, json={"detail": "Kafka unavailable"}, headers={"Retry-After": "2"})
+
+    sleeps: list[float] = []
+    delivery = _client(handler, sleeps, attempts=3).post_batch(h200_events[:2])
+    assert delivery.accepted_ids == [bodies[0][0]], "the acknowledged event stays acknowledged"
+    assert [(r["event_id"], r["status"]) for r in delivery.refused] == [(bodies[0][1], 503)]
+    assert sleeps == [5.0, 2.0], "the 207's Retry-After is honoured like a 503's"
+    assert bodies[1:] == [[bodies[0][1]], [bodies[0][1]]]
+
+
+def test_an_unreachable_api_keeps_the_batch_and_reports_it_at_close(
+    h200_events: list[GpuMetadataEvent],
+) -> None:
+    up = False
+    seen: list[list[str]] = []
+    accept = _accept_all(seen)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if up:
+            return accept(request)
+        raise httpx.ConnectError("connection refused", request=request)
+
+    clock = FakeClock()
+    sender = BatchSender(_client(handler, attempts=2), batch_size=2, max_delay_s=10.0, clock=clock)
+    for event in h200_events[:2]:
+        sender.add(event)
+    assert sender.pending == 2 and sender.deliveries == [], "nothing is dropped while the API is down"
+    sender.add(h200_events[2])  # within the hold: no new attempt
+    assert sender.pending == 3 and seen == []
+    up = True
+    clock.now += 10.0
+    sender.add(h200_events[3])
+    assert [len(b) for b in seen] == [2, 2] and sender.pending == 0
+    ids = [e for b in seen for e in b]
+    assert sender.accepted_ids == ids and len(set(ids)) == 4
+
+    up = False
+    sender.add(h200_events[4])
+    sender.close()
+    assert [r["status"] for r in sender.refused] == [503]
+    assert sender.refused[0]["event_id"] not in ids and sender.pending == 0
+
+
+def test_the_buffer_is_bounded_and_what_overflows_is_reported(h200_events: list[GpuMetadataEvent]) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    sender = BatchSender(_client(handler, attempts=1), batch_size=2, max_buffered=3, clock=FakeClock())
+    for event in h200_events[:5]:
+        sender.add(event)
+    assert sender.pending == 3
+    assert len(sender.refused) == 2, "the two oldest were given up, by id, not silently"

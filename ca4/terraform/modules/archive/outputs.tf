@@ -8,11 +8,6 @@ output "bucket_arn" {
   value       = aws_s3_bucket.this.arn
 }
 
-output "bucket_regional_domain_name" {
-  description = "Regional domain name of the archive bucket."
-  value       = aws_s3_bucket.this.bucket_regional_domain_name
-}
-
 output "key_prefixes" {
   description = "The prefixes the worker writes: <prefix>raw/ and <prefix>enriched/."
   value       = local.key_prefixes

@@ -21,15 +21,14 @@ resource "aws_docdb_subnet_group" "this" {
 resource "aws_docdb_cluster_parameter_group" "this" {
   name        = local.cluster_id
   family      = "docdb5.0" # must match engine_version 5.0.0
-  description = "CA4 DocumentDB 5.0: TLS required, audit logs on"
+  description = "CA4 DocumentDB 5.0: TLS 1.2 or newer required, audit logs on"
 
-  # TLS required. enabled is also the family default, so it is stated for the record
-  # (and the tests): AWS lists only modified parameters, so every plan shows an in-place
-  # update that re-sets it (terraform-provider-aws#35855), a harmless no-op. Callers may
-  # tighten it to tls1.2+, tls1.3+ or fips-140-3; the root variable refuses "disabled".
+  # TLS required, 1.2 or newer (the family default "enabled" also accepts 1.0 and 1.1).
+  # Callers may tighten it to tls1.3+ or fips-140-3; the root variable refuses anything
+  # weaker.
   parameter {
     name         = "tls"
-    value        = lookup(var.cluster_parameters, "tls", "enabled")
+    value        = lookup(var.cluster_parameters, "tls", "tls1.2+")
     apply_method = "pending-reboot" # static: applies at the next reboot
   }
 

@@ -36,7 +36,7 @@ variable "instance_count" {
 }
 
 variable "cluster_parameters" {
-  description = "Cluster parameters (name => value) merged over tls=enabled and audit_logs=enabled."
+  description = "Cluster parameters (name => value) merged over tls=tls1.2+ and audit_logs=enabled."
   type        = map(string)
   default     = {}
 }

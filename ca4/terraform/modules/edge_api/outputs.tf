@@ -3,11 +3,6 @@ output "url" {
   value       = "https://${local.url_host}"
 }
 
-output "lb_arn" {
-  description = "ARN of the load balancer."
-  value       = aws_lb.this.arn
-}
-
 output "lb_dns_name" {
   description = "DNS name of the load balancer."
   value       = aws_lb.this.dns_name
@@ -18,17 +13,7 @@ output "lb_zone_id" {
   value       = aws_lb.this.zone_id
 }
 
-output "target_group_arn" {
-  description = "Target group of the edge nodes."
-  value       = aws_lb_target_group.this.arn
-}
-
 output "ca_certificate_pem" {
   description = "The stack's API CA certificate for producers to trust; null when certificate_arn was given."
-  value       = local.own_certificate ? tls_self_signed_cert.ca[0].cert_pem : null
-}
-
-output "web_acl_arn" {
-  description = "ARN of the WAF web ACL in front of the API."
-  value       = aws_wafv2_web_acl.this.arn
+  value       = one(tls_self_signed_cert.ca[*].cert_pem)
 }

@@ -17,8 +17,14 @@ data "aws_iam_policy_document" "assume" {
   }
 }
 
+# IAM names are global to the account while the stack is regional: the region in the
+# name lets the same name_prefix run in two regions, as the bucket names already do.
+locals {
+  iam_name = "${var.name}-edge-node-${var.region}"
+}
+
 resource "aws_iam_role" "this" {
-  name               = "${var.name}-edge-node"
+  name               = local.iam_name
   description        = "CA4 edge nodes: the Metadata Worker's archive writes"
   assume_role_policy = data.aws_iam_policy_document.assume.json
 
@@ -65,7 +71,7 @@ resource "aws_iam_role_policy" "archive" {
 }
 
 resource "aws_iam_instance_profile" "this" {
-  name = "${var.name}-edge-node"
+  name = local.iam_name
   role = aws_iam_role.this.name
 
   tags = merge(var.tags, { Name = "${var.name}-edge-node" })

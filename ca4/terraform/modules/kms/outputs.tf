@@ -2,8 +2,3 @@ output "key_arn" {
   description = "ARN of the key, for kms_key_id arguments and IAM policies."
   value       = aws_kms_key.this.arn
 }
-
-output "alias_name" {
-  description = "Alias of the key (alias/<name>)."
-  value       = aws_kms_alias.this.name
-}

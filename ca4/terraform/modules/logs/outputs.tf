@@ -6,11 +6,6 @@ output "bucket_id" {
   depends_on = [aws_s3_bucket_policy.this]
 }
 
-output "bucket_name" {
-  description = "Name of the logs bucket."
-  value       = aws_s3_bucket.this.bucket
-}
-
 output "bucket_arn" {
   description = "ARN of the logs bucket, for flow log destinations."
   value       = aws_s3_bucket.this.arn

@@ -4,6 +4,9 @@
 
 locals {
   nat_count = var.nat_gateway_per_az ? length(var.azs) : 1
+
+  # bits that turn the VPC's prefix into /24 subnets
+  subnet_newbits = 24 - tonumber(split("/", var.vpc_cidr)[1])
 }
 
 resource "aws_vpc" "this" {
@@ -33,7 +36,7 @@ resource "aws_subnet" "public" {
 
   vpc_id            = aws_vpc.this.id
   availability_zone = var.azs[count.index]
-  cidr_block        = cidrsubnet(var.vpc_cidr, 24 - tonumber(split("/", var.vpc_cidr)[1]), count.index)
+  cidr_block        = cidrsubnet(var.vpc_cidr, local.subnet_newbits, count.index)
 
   # Nothing gets a public address by accident: the bastion has an Elastic IP, the load
   # balancer and NAT gateways their own.
@@ -47,7 +50,7 @@ resource "aws_subnet" "private" {
 
   vpc_id                  = aws_vpc.this.id
   availability_zone       = var.azs[count.index]
-  cidr_block              = cidrsubnet(var.vpc_cidr, 24 - tonumber(split("/", var.vpc_cidr)[1]), count.index + 10)
+  cidr_block              = cidrsubnet(var.vpc_cidr, local.subnet_newbits, count.index + 10)
   map_public_ip_on_launch = false
 
   tags = merge(var.tags, { Name = "${var.name}-private-${var.azs[count.index]}", Tier = "private" })

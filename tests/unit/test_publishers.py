@@ -1,0 +1,87 @@
+"""The publishers' own logic, without a broker: ack tracking across threads, librdkafka's refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException
+
+from processor_api.config import Settings
+from processor_api.publisher import AckTracker, OutRecord, max_record_bytes
+from processor_api.publisher_confluent import ConfluentPublisher
+
+
+def test_outcomes_settled_on_another_thread_wake_the_request_once() -> None:
+    async def run() -> list[str | None]:
+        acks = AckTracker(3)
+        loop = asyncio.get_running_loop()
+        wakes: list[int] = []
+        original = acks._wake  # counting wake-ups is the point
+
+        def counted() -> None:
+            wakes.append(1)
+            original()
+
+        acks._wake = counted  # type: ignore[method-assign]
+        worker = threading.Thread(
+            target=lambda: [acks.settle(i, None if i != 1 else "NotLeader") for i in range(3)]
+        )
+        await loop.run_in_executor(None, worker.start)
+        outcomes = await acks.wait(5.0)
+        worker.join()
+        assert wakes == [1], "one wake-up per request, not one per record"
+        return outcomes
+
+    assert asyncio.run(run()) == [None, "NotLeader", None]
+
+
+def test_what_is_still_pending_at_the_deadline_is_an_ack_timeout() -> None:
+    async def run() -> list[str | None]:
+        acks = AckTracker(2)
+        acks.settle(0, None)
+        return await acks.wait(0.05)
+
+    assert asyncio.run(run()) == [None, "AckTimeout"]
+
+
+class _FakeProducer:
+    """Acks every record at once, except those whose value is too large for librdkafka."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.produced: list[bytes] = []
+
+    def produce(self, topic: str, *, value: bytes, key: bytes, headers: Any, on_delivery: Any) -> None:
+        if len(value) > self.limit:
+            raise KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
+        self.produced.append(value)
+        on_delivery(None, None)
+
+    def flush(self, timeout: float = 0) -> int:
+        return 0
+
+    def poll(self, timeout: float = 0) -> int:
+        return 0
+
+
+def _record(value: bytes) -> OutRecord:
+    return OutRecord(event_id="e", key=b"k", value=value, headers=[("event_id", b"e")])
+
+
+def test_a_record_librdkafka_refuses_is_that_items_failure_not_a_500(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = _FakeProducer(limit=100)
+    monkeypatch.setattr(ConfluentPublisher, "_new_producer", lambda self: fake)
+    publisher = ConfluentPublisher(Settings(api_tokens="unit-test-token-0123456789"))
+    publisher._reachable = True  # no broker in a unit test
+
+    outcomes = asyncio.run(publisher.publish([_record(b"a"), _record(b"x" * 101), _record(b"b")]))
+    assert outcomes == [None, "MSG_SIZE_TOO_LARGE", None]
+    assert fake.produced == [b"a", b"b"]
+
+
+def test_the_producers_take_any_record_the_api_accepted() -> None:
+    settings = Settings(api_tokens="unit-test-token-0123456789")
+    assert max_record_bytes(settings) > settings.api_max_body_bytes
