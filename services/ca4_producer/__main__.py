@@ -3,6 +3,9 @@
 python -m ca4_producer snapshot [--replay DIR|FILE] [--repeat N] [--json] [--post]
 python -m ca4_producer sample --interval 1 --duration 60 [--replay DIR] [--batch-size 20]
 python -m ca4_producer bundle --out dist/
+
+Sending reads EDGE_API_URL and CA4_API_TOKEN, and CA4_CA_BUNDLE (a path or the PEM text of
+the API's CA, trusted besides the public roots) when the stack signs its own certificate.
 """
 
 from __future__ import annotations
@@ -34,8 +37,7 @@ def _snapshot(args: argparse.Namespace) -> int:
         for _ in range(max(1, args.repeat)):
             snap = collector.snapshot(workload={"job": "ca4-producer-cli"})
             snaps.append(snap)
-            stats.snapshots += 1
-            stats.collect_ms.append(snap.collect_ms)
+            stats.record(snap)
         stats.elapsed_s = time.monotonic() - started
         last = snaps[-1]
         print(accelerator_table(last.event))
@@ -69,7 +71,13 @@ def _bundle(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m ca4_producer", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m ca4_producer",
+        description=__doc__.splitlines()[0],
+        epilog="Sending reads EDGE_API_URL, CA4_API_TOKEN and, for a stack that signs its own "
+        "certificate, CA4_CA_BUNDLE (a path or the PEM text of its CA): the environment, else "
+        "Colab secrets of the same names.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     snap = sub.add_parser("snapshot", help="take snapshots, print them and their collection cost")
     snap.add_argument("--replay", help="a capture folder or file instead of this host's devices")
@@ -79,10 +87,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     snap.add_argument("--json", action="store_true", help="print the last event as JSON")
     snap.add_argument("--post", action="store_true", help="send the last snapshot to EDGE_API_URL")
     smp = sub.add_parser("sample", help="sample for a while and send the events in batches")
-    smp.add_argument("--replay")
-    smp.add_argument("--interval", type=float, default=1.0)
-    smp.add_argument("--duration", type=float, default=10.0)
-    smp.add_argument("--batch-size", type=int, default=20)
+    smp.add_argument("--replay", help="a capture folder or file instead of this host's devices")
+    smp.add_argument("--interval", type=float, default=1.0, help="seconds between snapshots (default 1)")
+    smp.add_argument("--duration", type=float, default=10.0, help="seconds to sample for (default 10)")
+    smp.add_argument(
+        "--batch-size", type=int, default=20, help="events per request, at most 500 (default 20)"
+    )
     bnd = sub.add_parser("bundle", help="build the zip a Colab notebook imports the client from")
     bnd.add_argument("--out", type=Path, default=Path("dist"))
     args = parser.parse_args(argv)

@@ -8,15 +8,19 @@ timeouts, 429 and 5xx-unavailable answers (honouring ``Retry-After``); other 4xx
 are the producer's mistake and raise at once with a readable message.
 
 The URL and the token come from the arguments, else the environment (``EDGE_API_URL``,
-``CA4_API_TOKEN``), else Colab secrets of the same names (see ``credentials``).
+``CA4_API_TOKEN``), else Colab secrets of the same names (see ``credentials``). So does
+``CA4_CA_BUNDLE``: the CA of a stack that signs its own certificate, trusted in addition to
+the public roots (see ``tls``). A certificate that fails verification is not transient: the
+client stops at once and says to set ``CA4_CA_BUNDLE``, instead of retrying.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +28,7 @@ import httpx
 
 from ca4_events.ids import uuid7
 from ca4_events.schema import GpuMetadataEvent
-from ca4_producer import credentials
+from ca4_producer import credentials, tls
 from ca4_producer.credentials import TOKEN_ENV, URL_ENV
 
 log = logging.getLogger(__name__)
@@ -34,7 +38,17 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 MAX_BATCH_EVENTS = 500
 MAX_BATCH_BYTES = 1_000_000
 
-__all__ = ["TOKEN_ENV", "URL_ENV", "Ca4Client", "Ca4ClientError", "Ca4Unavailable", "Delivery"]
+__all__ = [
+    "TOKEN_ENV",
+    "URL_ENV",
+    "Ca4Client",
+    "Ca4ClientError",
+    "Ca4Unavailable",
+    "Delivery",
+    "Prepared",
+    "chunks",
+    "prepare",
+]
 
 
 class Ca4ClientError(Exception):
@@ -69,11 +83,6 @@ class Delivery:
         """The ids the API acknowledged (they are in Kafka and will be stored once)."""
         refused = {str(item.get("event_id")) for item in self.refused}
         return [i for i in self.event_ids if i not in refused]
-
-
-def _with_ids(events: Sequence[GpuMetadataEvent]) -> list[GpuMetadataEvent]:
-    # the id is fixed before the first attempt: a retry can never become a second record
-    return [e if e.event_id else e.model_copy(update={"event_id": uuid7()}) for e in events]
 
 
 def _explain(status: int, body: Any) -> str:
@@ -113,12 +122,14 @@ class Ca4Client:
         max_attempts: int = 8,
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
+        ca_bundle: str | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         secrets: credentials.SecretReader = credentials.colab_secret,
     ) -> None:
         url = credentials.resolve(URL_ENV, base_url, secrets=secrets)
         key = credentials.resolve(TOKEN_ENV, token, secrets=secrets)
+        ca = credentials.resolve(tls.CA_BUNDLE_ENV, ca_bundle, secrets=secrets)
         if not url.value:
             raise Ca4ClientError(
                 f"no API URL: pass base_url, set {URL_ENV} or add the Colab secret {URL_ENV}"
@@ -131,6 +142,15 @@ class Ca4Client:
         # where each came from, for people ("environment", "colab secret"); never the token itself
         self.url_origin = url.origin
         self.token_origin = key.origin
+        self.ca_origin = ca.origin
+        # what the API's certificate is checked against, for people: never the PEM text itself
+        self.trust = (
+            f"public roots + {tls.describe(ca.value)} (from {ca.origin})" if ca.value else "public roots"
+        )
+        try:
+            verify = tls.ssl_context(ca.value)
+        except tls.CaBundleError as exc:
+            raise Ca4ClientError(f"{exc} (from {ca.origin})") from None
         self._max_attempts = max(1, max_attempts)
         self._backoff_initial = backoff_initial_s
         self._backoff_max = backoff_max_s
@@ -139,6 +159,7 @@ class Ca4Client:
             base_url=self.base_url,
             timeout=timeout_s,
             transport=transport,
+            verify=verify,
             headers={"Authorization": f"Bearer {key.value}", "User-Agent": "ca4-producer/1"},
         )
 
@@ -154,9 +175,7 @@ class Ca4Client:
 
     def post_event(self, event: GpuMetadataEvent) -> Delivery:
         """Deliver one event; returns once the API answered 202 (the event is in Kafka)."""
-        (event,) = _with_ids([event])
-        body = event.model_dump_json(exclude_none=True).encode()
-        return self._post(body, [str(event.event_id)])
+        return self.send(prepare([event]), envelope=False)
 
     def post_batch(self, events: Sequence[GpuMetadataEvent]) -> Delivery:
         """Deliver several events in one request (202 all stored, 207 some refused).
@@ -165,56 +184,7 @@ class Ca4Client:
         not hand to Kafka (a per-item 503 inside a 207) are sent again, alone and with the
         same ids, within the same attempt budget as a whole-request retry.
         """
-        if not events:
-            return Delivery(status=202, event_ids=[], attempts=0)
-        events = _with_ids(events)
-        ids = [str(e.event_id) for e in events]
-        parts = [e.model_dump_json(exclude_none=True) for e in events]
-        pending = list(range(len(events)))
-        refused: dict[int, dict[str, Any]] = {}
-        attempts = 0
-        delay = self._backoff_initial
-        last: Delivery | None = None
-        while pending and attempts < self._max_attempts:
-            body = ('{"events":[' + ",".join(parts[i] for i in pending) + "]}").encode()
-            last = self._post(body, [ids[i] for i in pending], self._max_attempts - attempts)
-            attempts += last.attempts
-            if last.status == 202:
-                pending = []
-                break
-            retry: list[int] = []
-            for item in last.body.get("results") or []:
-                pos = pending[int(item["index"])]
-                status = int(item.get("status", 0))
-                if status == 202:
-                    continue
-                if status in RETRY_STATUSES:
-                    retry.append(pos)
-                else:
-                    refused[pos] = {**item, "index": pos, "event_id": ids[pos]}
-            pending = retry
-            if pending and attempts < self._max_attempts:
-                pause = random.uniform(0, delay)  # noqa: S311 - jitter, not cryptography
-                log.warning(
-                    "batch partly accepted, retrying the rest",
-                    extra={"pending": len(pending), "retry_in_s": round(pause, 3)},
-                )
-                self._sleep(pause)
-                delay = min(delay * 2, self._backoff_max)
-        for pos in pending:
-            refused[pos] = {
-                "index": pos,
-                "event_id": ids[pos],
-                "status": 503,
-                "detail": f"not acknowledged by Kafka after {attempts} attempts; send it again later",
-            }
-        return Delivery(
-            status=207 if refused else 202,
-            event_ids=ids,
-            attempts=attempts,
-            body=last.body if last else {},
-            refused=[refused[pos] for pos in sorted(refused)],
-        )
+        return self.send(prepare(events))
 
     def post_many(
         self,
@@ -224,52 +194,149 @@ class Ca4Client:
         max_batch_bytes: int = MAX_BATCH_BYTES,
     ) -> list[Delivery]:
         """Deliver any number of events in batches that fit the API's limits (count and body size)."""
-        batch_size = max(1, min(batch_size, MAX_BATCH_EVENTS))
-        deliveries: list[Delivery] = []
-        batch: list[GpuMetadataEvent] = []
-        size = 0
-        for event in _with_ids(events):
-            item = len(event.model_dump_json(exclude_none=True)) + 1
-            if batch and (len(batch) >= batch_size or size + item > max_batch_bytes):
-                deliveries.append(self.post_batch(batch))
-                batch, size = [], 0
-            batch.append(event)
-            size += item
-        if batch:
-            deliveries.append(self.post_batch(batch))
-        return deliveries
+        return [self.send(chunk) for chunk in chunks(prepare(events), batch_size, max_batch_bytes)]
 
-    def _post(self, body: bytes, event_ids: list[str], max_attempts: int | None = None) -> Delivery:
+    def send(self, items: Sequence[Prepared], *, envelope: bool = True) -> Delivery:
+        """One request with ``items`` (``{"events": [...]}``, or the bare event with ``envelope=False``).
+
+        One retry loop serves whole-request failures (transport errors, 429, 5xx-unavailable)
+        and items a 207 left unacknowledged; both back off exponentially with full jitter,
+        or as long as ``Retry-After`` says. Raises ``Ca4Unavailable`` only when no answer
+        accepted anything; once a 207 accepted part of the batch, what is still pending when
+        the attempts run out comes back in ``Delivery.refused`` with status 503, beside the
+        accepted ids, so nothing is lost from view. ``Delivery.body`` is the last answer.
+        """
+        if not items:
+            return Delivery(status=202, event_ids=[], attempts=0)
+        if not envelope and len(items) != 1:
+            raise ValueError("envelope=False sends exactly one event")
+        ids = [item.event_id for item in items]
+        pending = list(range(len(items)))
+        refused: dict[int, dict[str, Any]] = {}
+        answered: dict[str, Any] | None = None  # the last 202/207 body: something was accepted
         delay = self._backoff_initial
-        last_problem = ""
-        limit = max(1, max_attempts or self._max_attempts)
-        for attempt in range(1, limit + 1):
-            wait: float | None = None
-            try:
-                resp = self._http.post(
-                    "/metadata", content=body, headers={"Content-Type": "application/json"}
-                )
-            except httpx.TransportError as exc:
-                last_problem = f"{type(exc).__name__}: {exc}"
-            else:
-                payload = _json(resp)
-                if resp.status_code in (202, 207):
-                    return Delivery(resp.status_code, event_ids, attempt, payload)
-                if resp.status_code not in RETRY_STATUSES:
-                    raise Ca4ClientError(_explain(resp.status_code, payload), resp.status_code, payload)
-                last_problem = f"HTTP {resp.status_code}: {_detail(payload)}"
-                wait = _retry_after(resp)
-            if attempt == limit:
+        problem = ""
+        attempt = 0
+        for attempt in range(1, self._max_attempts + 1):
+            body = (
+                items[0].json
+                if not envelope
+                else b'{"events":[' + b",".join(items[i].json for i in pending) + b"]}"
+            )
+            status, payload, wait, problem = self._post_once(body)
+            if status == 202:
+                answered, pending = payload, []
+                break
+            if status == 207:
+                answered = payload
+                pending = self._settle_items(payload, pending, ids, refused)
+                if not pending:
+                    break
+                problem = f"{len(pending)} events not acknowledged by Kafka (207)"
+            elif status is not None and status not in RETRY_STATUSES:
+                raise Ca4ClientError(_explain(status, payload), status, payload)
+            if attempt == self._max_attempts:
                 break
             # full jitter keeps a fleet of producers from retrying in lock-step
             pause = wait if wait is not None else random.uniform(0, delay)  # noqa: S311
             log.warning(
                 "delivery attempt failed, retrying",
-                extra={"attempt": attempt, "problem": last_problem, "retry_in_s": round(pause, 3)},
+                extra={
+                    "attempt": attempt,
+                    "problem": problem,
+                    "pending": len(pending),
+                    "retry_in_s": round(pause, 3),
+                },
             )
             self._sleep(pause)
             delay = min(delay * 2, self._backoff_max)
-        raise Ca4Unavailable(f"gave up after {limit} attempts; last problem: {last_problem}")
+        if pending and answered is None:
+            raise Ca4Unavailable(f"gave up after {attempt} attempts; last problem: {problem}")
+        for pos in pending:
+            refused[pos] = {
+                "index": pos,
+                "event_id": ids[pos],
+                "status": 503,
+                "detail": f"not acknowledged by Kafka after {attempt} attempts; send it again later",
+            }
+        return Delivery(
+            status=207 if refused else 202,
+            event_ids=ids,
+            attempts=attempt,
+            body=answered or {},
+            refused=[refused[pos] for pos in sorted(refused)],
+        )
+
+    def _post_once(self, body: bytes) -> tuple[int | None, dict[str, Any], float | None, str]:
+        """One POST: (status or None on a transport error, body, Retry-After, the problem in words)."""
+        try:
+            resp = self._http.post("/metadata", content=body, headers={"Content-Type": "application/json"})
+        except httpx.TransportError as exc:
+            failure = tls.verify_failure(exc)
+            if failure is not None:
+                raise Ca4ClientError(self._untrusted(failure)) from None
+            return None, {}, None, f"{type(exc).__name__}: {exc}"
+        payload = _json(resp)
+        return resp.status_code, payload, _retry_after(resp), f"HTTP {resp.status_code}: {_detail(payload)}"
+
+    def _untrusted(self, failure: ssl.SSLCertVerificationError) -> str:
+        reason = failure.verify_message or failure.reason or str(failure)
+        return (
+            f"the API's TLS certificate at {self.base_url} is not trusted ({reason}; checked against "
+            f"{self.trust}). A CA4 stack without api_certificate_arn signs its own certificate: set "
+            f"{tls.CA_BUNDLE_ENV} (environment or Colab secret) to its CA, as a file path or the PEM "
+            "text: 'terraform -chdir=ca4/terraform output -raw edge_api_ca_certificate_pem', which "
+            f"'make ca4-platform-setup' also writes to {tls.DEFAULT_CA_FILE}. Not retried: "
+            "retrying cannot fix a certificate."
+        )
+
+    @staticmethod
+    def _settle_items(
+        payload: dict[str, Any], pending: list[int], ids: list[str], refused: dict[int, dict[str, Any]]
+    ) -> list[int]:
+        """Apply a 207's per-item results: refused items are recorded; the retryable ones come back."""
+        retry: list[int] = []
+        for item in payload.get("results") or []:
+            pos = pending[int(item["index"])]
+            status = int(item.get("status", 0))
+            if status in RETRY_STATUSES:
+                retry.append(pos)
+            elif status != 202:
+                refused[pos] = {**item, "index": pos, "event_id": ids[pos]}
+        return retry
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """One event with its id fixed and its JSON encoded once, ready to be sent (and re-sent)."""
+
+    event_id: str
+    json: bytes
+
+
+def prepare(events: Sequence[GpuMetadataEvent]) -> list[Prepared]:
+    """Fix each event's id (a retry can never become a second record) and encode it once."""
+    prepared = []
+    for given in events:
+        event = given if given.event_id else given.model_copy(update={"event_id": uuid7()})
+        prepared.append(Prepared(str(event.event_id), event.model_dump_json(exclude_none=True).encode()))
+    return prepared
+
+
+def chunks(
+    items: Sequence[Prepared], batch_size: int = 100, max_bytes: int = MAX_BATCH_BYTES
+) -> Iterator[Sequence[Prepared]]:
+    """Consecutive slices of ``items`` within the API's limits: events per request and body bytes."""
+    batch_size = max(1, min(batch_size, MAX_BATCH_EVENTS))
+    start, size = 0, 0
+    for end, item in enumerate(items):
+        grows = len(item.json) + 1
+        if end > start and (end - start >= batch_size or size + grows > max_bytes):
+            yield items[start:end]
+            start, size = end, 0
+        size += grows
+    if start < len(items):
+        yield items[start:]
 
 
 def _json(resp: httpx.Response) -> dict[str, Any]:

@@ -66,7 +66,10 @@ def test_the_environment_wins_over_colab_secrets(
     monkeypatch.setenv("CA4_API_TOKEN", "from-env")
     client = Ca4Client()
     assert (client.url_origin, client.token_origin) == ("colab secret", "environment")
-    assert colab.asked == ["EDGE_API_URL"], "the token secret is not read when the environment has one"
+    assert "CA4_API_TOKEN" not in colab.asked, (
+        f"token secret read though the environment has one: {colab.asked}"
+    )
+    assert colab.asked == ["EDGE_API_URL", "CA4_CA_BUNDLE"], colab.asked
 
 
 def test_a_missing_colab_secret_is_a_clear_error(colab: FakeUserdata) -> None:
