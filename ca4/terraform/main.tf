@@ -108,14 +108,15 @@ module "archive" {
 module "bastion" {
   source = "./modules/bastion"
 
-  name              = var.name_prefix
-  ami_id            = local.ami_id
-  instance_type     = var.bastion_instance_type
-  subnet_id         = module.network.public_subnet_ids[0]
-  security_group_id = module.security.bastion_security_group_id
-  ssh_key_name      = var.ssh_key_name
-  kms_key_arn       = module.kms.key_arn
-  tags              = local.tags
+  name                = var.name_prefix
+  ami_id              = local.ami_id
+  instance_type       = var.bastion_instance_type
+  subnet_id           = module.network.public_subnet_ids[0]
+  internet_gateway_id = module.network.internet_gateway_id
+  security_group_id   = module.security.bastion_security_group_id
+  ssh_key_name        = var.ssh_key_name
+  kms_key_arn         = module.kms.key_arn
+  tags                = local.tags
 }
 
 module "edge_nodes" {

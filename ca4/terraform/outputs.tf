@@ -15,11 +15,6 @@ output "name_prefix" {
   value       = var.name_prefix
 }
 
-output "vpc_id" {
-  description = "ID of the CA4 VPC."
-  value       = module.network.vpc_id
-}
-
 ################################################################################
 # SSH, tunnels and K3s bootstrap
 ################################################################################
@@ -37,11 +32,6 @@ output "ssh_user" {
 output "edge_node_private_ips" {
   description = "Private IPs of the K3s edge nodes, in order; the first is the K3s server."
   value       = module.edge_nodes.private_ips
-}
-
-output "edge_node_instance_ids" {
-  description = "Instance IDs of the K3s edge nodes, in the same order as edge_node_private_ips."
-  value       = module.edge_nodes.instance_ids
 }
 
 output "k3s_server_private_ip" {
@@ -63,19 +53,9 @@ output "documentdb_endpoint" {
   value       = module.documentdb.endpoint
 }
 
-output "documentdb_reader_endpoint" {
-  description = "Reader endpoint of the DocumentDB cluster."
-  value       = module.documentdb.reader_endpoint
-}
-
 output "documentdb_port" {
   description = "Port of the DocumentDB cluster."
   value       = module.documentdb.port
-}
-
-output "documentdb_username" {
-  description = "Master user of the DocumentDB cluster."
-  value       = var.db_username
 }
 
 output "documentdb_database" {
@@ -118,11 +98,6 @@ output "s3_prefix" {
   value       = var.archive_prefix
 }
 
-output "logs_bucket_name" {
-  description = "Bucket holding VPC flow logs, load balancer and S3 access logs."
-  value       = module.logs.bucket_name
-}
-
 ################################################################################
 # The public Processor API
 ################################################################################
@@ -133,7 +108,7 @@ output "edge_api_url" {
 }
 
 output "edge_api_ca_certificate_pem" {
-  description = "CA that signed the API certificate when no api_certificate_arn was given: producers trust it (SSL_CERT_FILE / REQUESTS_CA_BUNDLE). Null with your own certificate."
+  description = "CA that signed the API certificate when no api_certificate_arn was given: producers trust it with CA4_CA_BUNDLE; make ca4-platform-setup writes it to kubeconfigs/ca4-api-ca.pem. Null with your own certificate."
   value       = module.edge_api.ca_certificate_pem
 }
 
@@ -145,19 +120,4 @@ output "edge_api_lb_dns_name" {
 output "edge_api_lb_zone_id" {
   description = "Hosted zone of the API load balancer (for a Route 53 alias record)."
   value       = module.edge_api.lb_zone_id
-}
-
-################################################################################
-# Convenience for the renderer of Secrets and ConfigMaps
-################################################################################
-
-output "worker_env" {
-  description = "The worker's non-secret environment from Terraform (MONGO_URI comes from the sensitive mongo_uri output, KAFKA_BOOTSTRAP_SERVERS from the cluster)."
-  value = {
-    MONGO_DATABASE  = local.database_name
-    S3_BUCKET       = module.archive.bucket_name
-    S3_REGION       = var.aws_region
-    S3_PREFIX       = var.archive_prefix
-    ARCHIVE_ENABLED = "true"
-  }
 }

@@ -176,10 +176,21 @@ def test_documentdb_accepts_27017_from_the_nodes_only(
     assert not db_egress, f"DocumentDB: expected no egress rule, found {db_egress}"
 
 
+WORLD_EGRESS_PORTS = {("tcp", 80, 80), ("tcp", 443, 443)}
+
+
 def test_no_egress_opens_every_protocol_to_the_world(egress: list[dict[str, Any]]) -> None:
-    """Egress to the internet is per port (80/443), never protocol -1."""
+    """Egress to the internet is per port (80/443), never protocol -1 or a port range."""
     wide = [r["address"] for r in egress if r["protocol"] == "-1"]
     assert not wide, f"expected no all-protocol egress, found {wide}"
+    world = [r for r in egress if {r["cidr"], r["cidr6"]} & WORLD]
+    assert world, "expected the HTTP(S) egress of the bastion and the nodes (package mirrors, registries)"
+    other = [
+        (r["address"], r["protocol"], r["from"], r["to"])
+        for r in world
+        if (r["protocol"], r["from"], r["to"]) not in WORLD_EGRESS_PORTS
+    ]
+    assert not other, f"expected egress to the internet only on tcp/80 and tcp/443, found {other}"
 
 
 def test_the_api_port_on_the_nodes_is_https_443_by_default(tf: TerraformTree) -> None:
@@ -223,6 +234,11 @@ def test_the_api_has_a_waf_that_redacts_tokens(tf: TerraformTree) -> None:
     assert redacted == "authorization", (
         f"WAF logging: expected the authorization header redacted, found {redacted!r}"
     )
+    association = tf.resource("edge_api", "aws_wafv2_web_acl_association", "this").body
+    assert association == {
+        "resource_arn": "${aws_lb.this.arn}",
+        "web_acl_arn": "${aws_wafv2_web_acl.this.arn}",
+    }, f"WAF: expected the web ACL associated with the API load balancer, found {association}"
 
 
 # --- DocumentDB ---------------------------------------------------------------------------
@@ -249,20 +265,37 @@ def test_documentdb_lives_in_the_private_subnets(tf: TerraformTree) -> None:
     )
 
 
+STRICT_DOCUMENTDB_TLS = {"tls1.2+", "tls1.3+", "fips-140-3"}  # "enabled" also accepts TLS 1.0 and 1.1
+
+
 def test_documentdb_requires_tls(tf: TerraformTree) -> None:
-    """Parameter group docdb5.0 with tls=enabled by default, on a 5.0.0 cluster; tls cannot be disabled."""
+    """Parameter group docdb5.0 with tls=tls1.2+ by default, on a 5.0.0 cluster; tls can be
+    tightened (tls1.3+, fips-140-3) but neither disabled nor loosened to "enabled" (TLS 1.0+)."""
     group = tf.resource("documentdb", "aws_docdb_cluster_parameter_group", "this").body
     assert group["family"] == "docdb5.0", (
         f"parameter group: expected family docdb5.0, found {group['family']!r}"
     )
     tls = [p for p in group.get("parameter", []) if p["name"] == "tls"]
     assert len(tls) == 1, f"parameter group: expected one tls parameter, found {group.get('parameter')}"
-    assert re.fullmatch(
-        r'\$\{lookup\(var\.cluster_parameters, "tls", "enabled"\)\}|enabled', tls[0]["value"]
-    ), f"tls parameter: expected enabled by default, found {tls[0]['value']!r}"
+    m = re.fullmatch(r'\$\{lookup\(var\.cluster_parameters, "tls", "([^"]+)"\)\}|([^$]+)', tls[0]["value"])
+    default = m and (m.group(1) or m.group(2))
+    assert default in STRICT_DOCUMENTDB_TLS, (
+        f"tls parameter: expected TLS 1.2 or newer by default ({sorted(STRICT_DOCUMENTDB_TLS)}), "
+        f"found {tls[0]['value']!r}"
+    )
     conditions = [v["condition"] for v in tf.variable(ROOT, "db_cluster_params").body["validation"]]
-    assert any('"tls"' in c and '!= "disabled"' in c for c in conditions), (
-        f"db_cluster_params: expected a validation refusing tls=disabled, found {conditions}"
+    tls_rules = [c for c in conditions if '"tls"' in c]
+    allowed = [
+        set(re.findall(r'"([^"]+)"', m.group(1)))
+        for c in tls_rules
+        if (m := re.search(r'contains\(\[([^\]]*)\], lookup\(var\.db_cluster_params, "tls"', c))
+    ]
+    assert allowed and allowed[0] <= STRICT_DOCUMENTDB_TLS, (
+        f"db_cluster_params: expected a validation allowing only {sorted(STRICT_DOCUMENTDB_TLS)} for tls "
+        f"(never disabled or enabled), found {tls_rules}"
+    )
+    assert f'"tls", "{default}")' in tls_rules[0], (
+        f"db_cluster_params: the validation's tls default differs from the module's {default!r}: {tls_rules}"
     )
     cluster = tf.resource("documentdb", "aws_docdb_cluster", "this").body
     assert cluster["engine_version"] == "5.0.0", (
@@ -355,9 +388,7 @@ def test_every_bucket_is_encrypted_versioned_owner_enforced_and_tls_only(
         )
         policy = bucket_companion(tf, bucket, "aws_s3_bucket_policy")
         assert policy["policy"] == "${data.aws_iam_policy_document.this.json}", f"{bucket.address}: policy"
-        document = next(
-            d for d in tf.blocks("data", "aws_iam_policy_document", bucket.module) if d.name == "this"
-        )
+        document = tf.data(bucket.module, "aws_iam_policy_document", "this")
         tls_only = [
             s
             for s in document.body["statement"]
@@ -376,12 +407,115 @@ def test_archive_is_kms_encrypted_and_ages_raw_and_enriched(tf: TerraformTree) -
     sse = bucket_companion(tf, bucket, "aws_s3_bucket_server_side_encryption_configuration")
     assert sse["rule"][0]["apply_server_side_encryption_by_default"][0]["sse_algorithm"] == "aws:kms"
     lifecycle = bucket_companion(tf, bucket, "aws_s3_bucket_lifecycle_configuration")
-    prefixes = {r["filter"][0].get("prefix") for r in lifecycle["rule"]}
+    rules = tf.nested_blocks("archive", lifecycle, "rule")  # static and dynamic "rule" blocks
+    prefixes = {r["filter"][0].get("prefix") for r in rules}
     expected = {"${var.prefix}raw/", "${var.prefix}enriched/"}
     assert expected <= prefixes, f"archive lifecycle: expected rules for {expected}, found {prefixes}"
-    assert all("expiration" in r for r in lifecycle["rule"]), (
-        "archive lifecycle: every rule needs an expiration"
+    assert all("expiration" in r for r in rules), "archive lifecycle: every rule needs an expiration"
+    # every prefix the node role may write (key_prefixes, from local.kinds) ages out on its own days
+    kinds = tf.modules["archive"].locals["kinds"]
+    assert tf.modules["archive"].locals["key_prefixes"] == '${[for k in local.kinds : "${var.prefix}${k}/"]}'
+    by_prefix = {r["filter"][0].get("prefix"): r for r in rules}
+    per_kind = {f"${{var.prefix}}{kind}/" for kind in kinds}
+    assert {prefix for prefix in by_prefix if prefix} == per_kind, (
+        f"archive lifecycle: expected one prefixed rule per kind {sorted(per_kind)}, "
+        f"found {sorted(by_prefix, key=str)}"
     )
+    for kind in kinds:
+        rule = by_prefix.get(f"${{var.prefix}}{kind}/")
+        assert rule, (
+            f"archive lifecycle: no rule for the writable prefix {kind}/, found {sorted(by_prefix, key=str)}"
+        )
+        settings = f'var.lifecycle_rules["{kind}"]'
+        days = [t["days"] for t in rule["transition"]] + [rule["expiration"][0]["days"]]
+        assert all(settings in str(d) for d in days), (
+            f"archive lifecycle {kind}: expected its days from {settings}, found {days}"
+        )
+
+
+def test_archive_kinds_are_one_list(tf: TerraformTree) -> None:
+    """The archive's kinds (IAM prefixes, lifecycle rules) and the root's archive_lifecycle keys agree."""
+    kinds = tf.modules["archive"].locals["kinds"]
+    lifecycle = tf.variable(ROOT, "archive_lifecycle").body
+    assert set(lifecycle["default"]) == set(kinds), (
+        f"archive_lifecycle default keys {sorted(lifecycle['default'])} != archive kinds {kinds}"
+    )
+    keyed = [
+        set(re.findall(r'"([^"]+)"', m.group(1)))
+        for v in lifecycle["validation"]
+        if (m := re.search(r"keys\(var\.archive_lifecycle\)\) == toset\(\[([^\]]*)\]\)", v["condition"]))
+    ]
+    assert keyed == [set(kinds)], f"archive_lifecycle: expected a validation of exactly the keys {kinds}"
+    assert tf.module_calls["archive"].body["lifecycle_rules"] == "${var.archive_lifecycle}"
+
+
+# --- log delivery -------------------------------------------------------------------------
+
+
+def statement(tf: TerraformTree, module: str, document: str, sid: str) -> dict[str, Any]:
+    """One statement of a policy document, by Sid."""
+    statements = {
+        s.get("sid"): s for s in tf.data(module, "aws_iam_policy_document", document).body["statement"]
+    }
+    assert sid in statements, (
+        f"module {module} policy {document}: no statement {sid}, found {sorted(statements)}"
+    )
+    return statements[sid]
+
+
+def conditions(stmt: dict[str, Any]) -> dict[str, Any]:
+    """``variable -> values`` of a statement's conditions."""
+    return {c["variable"]: c["values"] for c in stmt.get("condition", [])}
+
+
+def test_flow_logs_are_allowed_where_aws_delivers_them(tf: TerraformTree) -> None:
+    """The logs bucket policy grants the key layout the flow log's options produce: with
+    hive-compatible partitions AWS writes <prefix>AWSLogs/aws-account-id=<id>/..., without
+    them <prefix>AWSLogs/<id>/... (AWS VPC user guide, "Flow log files")."""
+    flow_log = tf.resource("network", "aws_flow_log", "this").body
+    assert flow_log["log_destination_type"] == "s3"
+    assert flow_log["log_destination"] == "${var.flow_log_bucket_arn}/${var.flow_log_prefix}", flow_log
+    network = tf.module_calls["network"].body
+    assert network["flow_log_bucket_arn"] == "${module.logs.bucket_arn}", network
+    assert network["flow_log_prefix"] == "${module.logs.flow_log_prefix}", network
+    assert tf.output("logs", "bucket_arn").body["value"] == "${aws_s3_bucket.this.arn}"
+    assert tf.output("logs", "flow_log_prefix").body["value"] == "${local.flow_log_prefix}"
+    hive = flow_log.get("destination_options", [{}])[0].get("hive_compatible_partitions", False)
+    account = "aws-account-id=${var.account_id}" if hive else "${var.account_id}"
+    expected = f"${{aws_s3_bucket.this.arn}}/${{local.flow_log_prefix}}AWSLogs/{account}/*"
+    write = statement(tf, "logs", "this", "VpcFlowLogsWrite")
+    assert expected in write["resources"], (
+        f"VpcFlowLogsWrite: flow logs (hive_compatible_partitions={hive}) write {expected}, "
+        f"the policy allows {write['resources']}"
+    )
+    assert all("${var.account_id}" in r for r in write["resources"]), write["resources"]
+    assert write["principals"][0]["identifiers"] == ["delivery.logs.amazonaws.com"], write["principals"]
+    assert conditions(write).get("aws:SourceAccount") == ["${var.account_id}"], write.get("condition")
+
+
+def test_only_the_archive_writes_server_access_logs(tf: TerraformTree) -> None:
+    """The logs bucket takes S3 server access logs under its prefix from the archive bucket only."""
+    logging = tf.resource("archive", "aws_s3_bucket_logging", "this").body
+    assert tf.to_root("archive", logging["target_bucket"]) == "${module.logs.bucket_id}"
+    assert tf.to_root("archive", logging["target_prefix"]) == "${module.logs.s3_access_log_prefix}"
+    assert tf.output("logs", "s3_access_log_prefix").body["value"] == "${local.s3_access_log_prefix}"
+    write = statement(tf, "logs", "this", "S3ServerAccessLogs")
+    assert write["resources"] == ["${aws_s3_bucket.this.arn}/${local.s3_access_log_prefix}*"], write
+    found = conditions(write)
+    assert found.get("aws:SourceAccount") == ["${var.account_id}"], write.get("condition")
+    pattern = "${var.name}-*-${var.account_id}-${var.region}"
+    stack_buckets = tf.modules["logs"].locals["stack_bucket_arn_pattern"]
+    assert found.get("aws:SourceArn") == ["${local.stack_bucket_arn_pattern}"], (
+        f"S3ServerAccessLogs: expected aws:SourceArn limited to this stack's buckets, found {found}"
+    )
+    assert stack_buckets.endswith(f":s3:::{pattern}"), (
+        f"logs local.stack_bucket_arn_pattern: found {stack_buckets!r}"
+    )
+    # the pattern matches the archive: both modules name buckets <name>-<kind>-<account>-<region>
+    archive = tf.resource("archive", "aws_s3_bucket", "this").body["bucket"]
+    assert archive == "${var.name}-archive-${var.account_id}-${var.region}", archive
+    for variable in ("name", "account_id", "region"):
+        assert tf.module_calls["archive"].body[variable] == tf.module_calls["logs"].body[variable], variable
 
 
 # --- EC2 and IAM --------------------------------------------------------------------------
@@ -420,9 +554,7 @@ def test_bastion_is_public_and_nodes_are_private(tf: TerraformTree) -> None:
 
 def test_node_role_writes_only_the_archive_prefixes(tf: TerraformTree) -> None:
     """The instance profile may put/delete under the archive's raw/ and enriched/ and list it, no more."""
-    document = next(
-        d for d in tf.blocks("data", "aws_iam_policy_document", "edge_nodes") if d.name == "archive"
-    )
+    document = tf.data("edge_nodes", "aws_iam_policy_document", "archive")
     statements = {s["sid"]: s for s in document.body["statement"]}
     write = statements["WriteArchivePrefixes"]
     assert set(write["actions"]) <= {"s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"}, write[
@@ -439,9 +571,98 @@ def test_node_role_writes_only_the_archive_prefixes(tf: TerraformTree) -> None:
     assert set(statements) == {"WriteArchivePrefixes", "ListArchive", "EncryptArchiveObjects"}, sorted(
         statements
     )
+    listing = statements["ListArchive"]
+    assert listing["actions"] == ["s3:ListBucket"], listing
+    assert listing["resources"] == ["${var.archive_bucket_arn}"], (
+        f"ListArchive: expected the archive bucket only, found {listing['resources']!r}"
+    )
+    encrypt = statements["EncryptArchiveObjects"]
+    assert set(encrypt["actions"]) == {"kms:GenerateDataKey", "kms:Decrypt"}, encrypt["actions"]
+    assert encrypt["resources"] == ["${var.kms_key_arn}"], (
+        f"EncryptArchiveObjects: expected the stack key only, found {encrypt['resources']!r}"
+    )
+    assert conditions(encrypt).get("kms:ViaService") == ["s3.${var.region}.amazonaws.com"], (
+        f"EncryptArchiveObjects: expected kms:ViaService = S3 of the stack's region, "
+        f"found {encrypt.get('condition')}"
+    )
+    assert tf.to_root("edge_nodes", "${var.kms_key_arn}") == "${module.kms.key_arn}"
+    assert tf.to_root("edge_nodes", "${var.archive_bucket_arn}") == "${module.archive.bucket_arn}"
+    for stmt in statements.values():
+        assert stmt.get("effect", "Allow") == "Allow" and not {"not_actions", "not_resources"} & set(stmt), (
+            stmt
+        )
+
+
+def test_the_node_role_has_no_other_policy(tf: TerraformTree) -> None:
+    """The archive policy is the role's only permission: no managed or inline policy elsewhere."""
+    attached = [
+        r.address
+        for r in tf.resources()
+        if r.type.startswith(
+            ("aws_iam_role_policy", "aws_iam_policy", "aws_iam_user_policy", "aws_iam_group_policy")
+        )
+    ]
+    assert attached == ["module.edge_nodes.aws_iam_role_policy.archive"], (
+        f"expected the archive policy as the only IAM policy of the stack, found {attached}"
+    )
+    policy = tf.resource("edge_nodes", "aws_iam_role_policy", "archive").body
+    assert policy["role"] == "${aws_iam_role.this.id}", policy
+    assert policy["policy"] == "${data.aws_iam_policy_document.archive.json}", policy
+    roles = tf.resources("aws_iam_role")
+    assert [r.address for r in roles] == ["module.edge_nodes.aws_iam_role.this"], roles
+    role = roles[0].body
+    extra = {"managed_policy_arns", "inline_policy"} & set(role)
+    assert not extra, f"aws_iam_role.this: expected no {sorted(extra)}"
+    assume = tf.data("edge_nodes", "aws_iam_policy_document", "assume").body["statement"]
+    assert [p["identifiers"] for s in assume for p in s["principals"]] == [["ec2.amazonaws.com"]], assume
 
 
 def test_kms_key_rotates(tf: TerraformTree) -> None:
     """The stack's customer-managed key rotates yearly."""
     key = tf.resource("kms", "aws_kms_key", "this").body
     assert key["enable_key_rotation"] is True, f"aws_kms_key.this: expected rotation, found {key}"
+
+
+def test_the_bastion_address_waits_for_the_internet_gateway(tf: TerraformTree) -> None:
+    """aws_eip docs: an EIP may need the VPC's internet gateway before it can associate, and the
+    bastion's module references nothing of the gateway by itself: a depends_on on a value that
+    exists only once the gateway does carries the order."""
+    eip = tf.resource("bastion", "aws_eip", "this").body
+    assert "${terraform_data.internet_gateway}" in eip.get("depends_on", []), eip
+    carrier = tf.resource("bastion", "terraform_data", "internet_gateway").body
+    assert tf.to_root("bastion", carrier["input"]) == "${module.network.internet_gateway_id}", carrier
+    assert tf.output("network", "internet_gateway_id").body["value"] == "${aws_internet_gateway.this.id}"
+
+
+# regions opened since Jakarta (ap-southeast-3, December 2021): no ELB account, service principal only
+NEWER_REGIONS = (
+    "ap-southeast-3",
+    "ap-south-2",
+    "ap-southeast-4",
+    "eu-central-2",
+    "eu-south-2",
+    "me-central-1",
+    "il-central-1",
+    "ca-west-1",
+    "ap-southeast-5",
+    "mx-central-1",
+)
+
+
+def test_load_balancer_logs_are_granted_in_every_region(tf: TerraformTree) -> None:
+    """data.aws_elb_service_account fails in a region without an ELB account: it is read only in
+    the older regions, and the logdelivery service principal is granted everywhere."""
+    account = tf.data("logs", "aws_elb_service_account", "this").body
+    assert account.get("count") == "${contains(local.elb_account_regions, var.region) ? 1 : 0}", account
+    regions = tf.modules["logs"].locals["elb_account_regions"]
+    assert {"us-east-1", "eu-central-1", "eu-west-1"} <= set(regions), regions
+    assert not set(NEWER_REGIONS) & set(regions), f"regions without an ELB account listed: {regions}"
+    grant = statement(tf, "logs", "this", "LoadBalancerAccessLogs")
+    assert grant["principals"] == [
+        {"type": "Service", "identifiers": ["logdelivery.elasticloadbalancing.amazonaws.com"]}
+    ], grant["principals"]
+    dynamic = grant.get("dynamic", [{}])[0].get("principals", {})
+    assert dynamic.get("for_each") == "${data.aws_elb_service_account.this}", grant
+    assert dynamic["content"] == [{"type": "AWS", "identifiers": ["${principals.value.arn}"]}], dynamic
+    sids = [s["sid"] for s in tf.data("logs", "aws_iam_policy_document", "this").body["statement"]]
+    assert not [s for s in sids if s.startswith("LoadBalancer") and s != "LoadBalancerAccessLogs"], sids

@@ -3,6 +3,7 @@ described outputs, pinned providers, one tag map, explained checkov skips."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -48,6 +49,7 @@ TAGGABLE = frozenset(
 UNTAGGABLE = frozenset(
     {
         "aws_iam_role_policy",
+        "terraform_data",  # Terraform's own, no provider: nothing to tag
         "aws_kms_alias",
         "aws_lb_target_group_attachment",
         "aws_route",
@@ -81,16 +83,53 @@ REQUIRED_ROOT_VARIABLES = (
     "db_cluster_params",
     "tags",
 )
-REQUIRED_ROOT_OUTPUTS = (
-    "bastion_public_ip",
-    "edge_node_private_ips",
-    "documentdb_endpoint",
-    "documentdb_port",
-    "s3_bucket_name",
-    "s3_bucket_url",
-    "k3s_api_internal_endpoint",
-    "edge_api_url",
+
+# --- the outputs and who reads them -------------------------------------------------------
+
+SCRIPTS = REPO / "scripts"
+# `terraform output -json` as the renderer and script tests see it (tests/k8s); hand-written,
+# so the tests below tie it to outputs.tf
+OUTPUTS_FIXTURE = REPO / "tests" / "k8s" / "fixtures" / "terraform-outputs.json"
+# How scripts/ read an output: render_platform_config.py's need(outputs, "x") and
+# outputs.get/[...], ca4_common.sh's $(tf_out x).
+_SCRIPT_READS = re.compile(
+    r"""need\(\s*outputs\s*,\s*["']([a-z0-9_]+)["']"""
+    r"""|outputs(?:\.get\(|\[)\s*["']([a-z0-9_]+)["']"""
+    r"""|\$\(\s*tf_out\s+["']?([a-z0-9_]+)\b"""
 )
+
+
+def script_outputs() -> set[str]:
+    """Every Terraform output a script under scripts/ reads (comment lines left out)."""
+    found: set[str] = set()
+    for path in sorted(SCRIPTS.rglob("*")):
+        if path.is_file() and path.suffix in (".py", ".sh"):
+            code = "\n".join(ln for ln in path.read_text().splitlines() if not ln.lstrip().startswith("#"))
+            for m in _SCRIPT_READS.finditer(code):
+                found.add(next(g for g in m.groups() if g))
+    return found
+
+
+def fixture_outputs() -> dict[str, dict[str, object]]:
+    """The sample `terraform output -json` of tests/k8s."""
+    data: dict[str, dict[str, object]] = json.loads(OUTPUTS_FIXTURE.read_text())
+    return data
+
+
+# Outputs for the operator rather than a script, and where they are used.
+OPERATOR_OUTPUTS = {
+    "documentdb_endpoint": "the provisioning sequence diagram; connecting a DocumentDB client from a node",
+    "documentdb_port": "with documentdb_endpoint",
+    "documentdb_uri_options": "building another client's MONGO_URI (the query string DocumentDB needs)",
+    "s3_bucket_url": "aws s3 ls of the archive, prefix included",
+    "edge_api_ca_certificate_pem": "producers trust it (README: SSL_CERT_FILE), ca4-verify-e2e",
+    "edge_api_lb_dns_name": "the CNAME target for api_domain_name",
+    "edge_api_lb_zone_id": "a Route 53 alias record for api_domain_name",
+}
+SCRIPT_OUTPUTS = script_outputs()
+FIXTURE_OUTPUTS = fixture_outputs()
+# What later targets and the operator read: no rename may break them unnoticed.
+REQUIRED_ROOT_OUTPUTS = tuple(sorted(SCRIPT_OUTPUTS | set(FIXTURE_OUTPUTS) | set(OPERATOR_OUTPUTS)))
 
 
 def test_every_module_has_the_standard_files(tf: TerraformTree) -> None:
@@ -162,6 +201,53 @@ def test_required_root_variable(tf: TerraformTree, name: str) -> None:
     assert variable.body.get("type"), f"root variable {name}: expected a type, found none"
 
 
+def test_preflight_requires_exactly_the_variables_without_default(tf: TerraformTree) -> None:
+    """preflight.sh's REQUIRED_VARIABLES and the contract's ca4-plan row name the root variables
+    that have no default, no more and no less."""
+    required = sorted(v.name for v in tf.blocks("variable", module=ROOT) if "default" not in v.body)
+    m = re.search(r"^REQUIRED_VARIABLES=\(([^)]*)\)", (TF_ROOT / "preflight.sh").read_text(), re.MULTILINE)
+    assert m, "preflight.sh: expected a REQUIRED_VARIABLES=(...) array"
+    assert sorted(m.group(1).split()) == required, (
+        f"preflight.sh REQUIRED_VARIABLES: expected {required}, found {sorted(m.group(1).split())}"
+    )
+    contract = (REPO / "ca4" / "MAKEFILE-CONTRACT.md").read_text()
+    plan = contract[contract.index("### `ca4-plan`") : contract.index("### `ca4-apply`")]
+    row = re.search(
+        r"^\| Needs \|.*?values for (.*?) in `ca4/terraform/terraform\.tfvars`", plan, re.MULTILINE
+    )
+    assert row, (
+        "MAKEFILE-CONTRACT.md ca4-plan: expected "
+        "'values for `a`, `b` ... in `ca4/terraform/terraform.tfvars`'"
+    )
+    assert sorted(re.findall(r"`([a-z0-9_]+)`", row.group(1))) == required, (
+        f"MAKEFILE-CONTRACT.md ca4-plan Needs: expected {required}, found {row.group(1)!r}"
+    )
+
+
+def test_account_global_names_carry_the_region(tf: TerraformTree) -> None:
+    """IAM names are global to the account while the stack is regional: the same name_prefix
+    in two regions must not collide (as the bucket names, which carry the region, do not)."""
+    global_types = (
+        "aws_iam_role",
+        "aws_iam_instance_profile",
+        "aws_iam_policy",
+        "aws_iam_user",
+        "aws_iam_group",
+    )
+    named = [r for t in global_types for r in tf.resources(t)]
+    assert named, "expected the edge nodes' IAM role and instance profile"
+    bad = []
+    for resource in named:
+        name = str(tf.evaluate(resource.module, resource.body.get("name", "")))
+        if "${var.region}" not in name or "${var.name}" not in name:
+            bad.append(f"{resource.address}: name {name!r}")
+        elif tf.to_root(resource.module, "${var.region}") != "${var.aws_region}":
+            bad.append(f"{resource.address}: var.region is not wired to var.aws_region")
+    assert not bad, "expected ${var.name} and ${var.region} in every account-global name:\n" + "\n".join(bad)
+    buckets = [str(b.body["bucket"]) for b in tf.resources("aws_s3_bucket")]
+    assert all("${var.region}" in b and "${var.account_id}" in b for b in buckets), buckets
+
+
 def test_db_password_is_sensitive_without_default(tf: TerraformTree) -> None:
     """The password is only ever supplied by the operator, and Terraform masks it."""
     password = tf.variable(ROOT, "db_password").body
@@ -181,9 +267,57 @@ def test_name_prefix_defaults_to_ca4_and_tags_carry_it(tf: TerraformTree) -> Non
 
 @pytest.mark.parametrize("name", REQUIRED_ROOT_OUTPUTS)
 def test_required_root_output(tf: TerraformTree, name: str) -> None:
-    """The outputs later targets render configuration from."""
+    """The outputs later targets render configuration from (scripts/, the tests/k8s sample) and
+    those the operator uses."""
     output = tf.output(ROOT, name)
     assert output.body.get("value"), f"output {name}: expected a value"
+
+
+def test_the_script_outputs_are_found_and_in_the_k8s_sample() -> None:
+    """The scan of scripts/ still sees how they read outputs, and the renderer's tests feed
+    every output a script reads."""
+    core = {"bastion_public_ip", "edge_node_private_ips", "mongo_uri", "edge_api_url", "s3_bucket_name"}
+    assert core <= SCRIPT_OUTPUTS, (
+        f"scripts/: expected to find reads of {sorted(core - SCRIPT_OUTPUTS)} (did the way scripts read "
+        f"outputs change? update _SCRIPT_READS); found {sorted(SCRIPT_OUTPUTS)}"
+    )
+    missing = sorted(SCRIPT_OUTPUTS - set(FIXTURE_OUTPUTS))
+    assert not missing, f"{OUTPUTS_FIXTURE.relative_to(REPO)}: lacks outputs scripts/ read: {missing}"
+
+
+def test_the_k8s_sample_outputs_match_outputs_tf(tf: TerraformTree) -> None:
+    """tests/k8s's sample holds only real outputs, each as sensitive as Terraform marks it."""
+    declared = {o.name: o for o in tf.blocks("output", module=ROOT)}
+    unknown = sorted(set(FIXTURE_OUTPUTS) - set(declared))
+    assert not unknown, f"{OUTPUTS_FIXTURE.relative_to(REPO)}: outputs that outputs.tf lacks: {unknown}"
+    wrong = [
+        f"{name}: sample sensitive={entry.get('sensitive')!r}, "
+        f"outputs.tf sensitive={declared[name].body.get('sensitive')!r}"
+        for name, entry in FIXTURE_OUTPUTS.items()
+        if bool(entry.get("sensitive")) != (declared[name].body.get("sensitive") is True)
+    ]
+    assert not wrong, "sensitivity differs:\n" + "\n".join(wrong)
+
+
+def test_every_root_output_has_a_reader(tf: TerraformTree) -> None:
+    """No dead output: each is read by a script, in the sample, or listed for the operator."""
+    readers = SCRIPT_OUTPUTS | set(FIXTURE_OUTPUTS) | set(OPERATOR_OUTPUTS)
+    dead = sorted(o.name for o in tf.blocks("output", module=ROOT) if o.name not in readers)
+    assert not dead, (
+        f"root outputs nothing reads: {dead} (delete them, or add them to OPERATOR_OUTPUTS with their use)"
+    )
+
+
+def test_every_module_output_is_used_by_the_root(tf: TerraformTree) -> None:
+    """The mirror of test_module_variables_are_all_used: a module output the root never reads
+    is dead code."""
+    text = "\n".join(p.read_text() for p in TF_ROOT.glob("*.tf"))
+    unused = [
+        f"module.{o.module}.{o.name}"
+        for o in tf.blocks("output")
+        if o.module != ROOT and not re.search(rf"\bmodule\.{o.module}\.{o.name}\b", text)
+    ]
+    assert not unused, f"expected every module output to be read by the root module, unused: {unused}"
 
 
 def test_outputs_holding_secrets_are_sensitive(tf: TerraformTree) -> None:
@@ -312,3 +446,16 @@ def test_lock_file_and_example_are_not_ignored() -> None:
     for path in ("ca4/terraform/.terraform.lock.hcl", "ca4/terraform/terraform.tfvars.example"):
         result = subprocess.run(["git", "check-ignore", "--no-index", "-q", path], cwd=REPO, check=False)
         assert result.returncode == 1, f"expected {path} to be committable, but git ignores it"
+
+
+def test_the_lock_file_is_described_truthfully() -> None:
+    """versions.tf may say the lock file is committed only when it is; otherwise it and the
+    README say how the first plan writes it and that the user commits it."""
+    versions = (TF_ROOT / "versions.tf").read_text()
+    readme = (TF_ROOT / "README.md").read_text()
+    if not (TF_ROOT / ".terraform.lock.hcl").exists():
+        assert "which is committed" not in versions, "versions.tf claims a lock file the repository lacks"
+        for text, where in ((versions, "versions.tf"), (readme, "ca4/terraform/README.md")):
+            assert "terraform init" in text and "commit" in text.lower(), (
+                f"{where} does not say that the first plan's init writes .terraform.lock.hcl to commit"
+            )

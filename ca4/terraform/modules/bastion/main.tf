@@ -37,11 +37,21 @@ resource "aws_instance" "this" {
   }
 }
 
+# The internet gateway the Elastic IP needs: associating an EIP with an instance in a VPC
+# without an attached gateway fails (the provider's aws_eip doc: "EIP may require IGW to
+# exist prior to association. Use depends_on"). Nothing else in this module refers to the
+# gateway, so the dependency is carried by this value, which is known only once it exists.
+resource "terraform_data" "internet_gateway" {
+  input = var.internet_gateway_id
+}
+
 # A fixed public address: my SSH config and known_hosts survive a stop/start, and the
 # subnet need not hand out public addresses at launch.
 resource "aws_eip" "this" {
   domain   = "vpc"
   instance = aws_instance.this.id
+
+  depends_on = [terraform_data.internet_gateway]
 
   tags = merge(var.tags, { Name = "${var.name}-bastion" })
 }

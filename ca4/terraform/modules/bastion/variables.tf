@@ -19,6 +19,11 @@ variable "subnet_id" {
   type        = string
 }
 
+variable "internet_gateway_id" {
+  description = "Internet gateway of the VPC: the Elastic IP is associated only once it exists."
+  type        = string
+}
+
 variable "security_group_id" {
   description = "Security group of the bastion."
   type        = string

@@ -3,17 +3,34 @@
 
 data "aws_partition" "current" {}
 
-# Regions opened before August 2022 deliver load balancer logs from an AWS-owned account
-# that this data source knows; newer regions use the logdelivery service principal (second
-# statement below) and the data source fails there with "unsupported region": in such a
-# region, delete it and its statement.
-data "aws_elb_service_account" "this" {}
+# Load balancer access logs are written by an AWS-owned account in the regions opened
+# before Jakarta (ap-southeast-3, December 2021), and by the logdelivery service principal
+# in every region opened since (ELB user guide, "Attach a policy to your S3 bucket"). The
+# data source knows only the former and fails elsewhere with "unsupported region", so it is
+# read only where it exists; the service principal is granted everywhere.
+data "aws_elb_service_account" "this" {
+  count = contains(local.elb_account_regions, var.region) ? 1 : 0
+}
 
 locals {
+  # the regions with a per-region ELB account (the provider's aws_elb_service_account table)
+  elb_account_regions = [
+    "af-south-1", "ap-east-1", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-south-1",
+    "ap-southeast-1", "ap-southeast-2", "ca-central-1", "cn-north-1", "cn-northwest-1",
+    "eu-central-1", "eu-north-1", "eu-south-1", "eu-west-1", "eu-west-2", "eu-west-3",
+    "me-south-1", "sa-east-1", "us-east-1", "us-east-2", "us-gov-east-1", "us-gov-west-1",
+    "us-west-1", "us-west-2",
+  ]
+
   flow_log_prefix      = "vpc-flow-logs/"
   lb_access_log_prefix = "lb-access-logs"
   s3_access_log_prefix = "s3-access-logs/"
   source_log_arn       = "arn:${data.aws_partition.current.partition}:logs:${var.region}:${var.account_id}:*"
+
+  # Every bucket of this stack is named <name>-<kind>-<account>-<region> (the archive:
+  # <name>-archive-...). Built here rather than passed in: module archive already reads
+  # this module's outputs, and a reference back makes checkov stop resolving variables.
+  stack_bucket_arn_pattern = "arn:${data.aws_partition.current.partition}:s3:::${var.name}-*-${var.account_id}-${var.region}"
 }
 
 resource "aws_s3_bucket" "this" {
@@ -121,12 +138,26 @@ data "aws_iam_policy_document" "this" {
       variable = "aws:SourceAccount"
       values   = [var.account_id]
     }
+
+    # only the buckets of this stack (the archive), not every bucket of the account
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = [local.stack_bucket_arn_pattern]
+    }
   }
 
+  # Flow logs land under <prefix>AWSLogs/<account>/vpcflowlogs/..., or, with hive-compatible
+  # partitions (module network turns them on), under <prefix>AWSLogs/aws-account-id=<account>/
+  # aws-service=vpcflowlogs/... Both layouts of this account are allowed, so switching the
+  # option can never make delivery fail quietly.
   statement {
-    sid       = "VpcFlowLogsWrite"
-    actions   = ["s3:PutObject"]
-    resources = ["${aws_s3_bucket.this.arn}/${local.flow_log_prefix}AWSLogs/${var.account_id}/*"]
+    sid     = "VpcFlowLogsWrite"
+    actions = ["s3:PutObject"]
+    resources = [
+      "${aws_s3_bucket.this.arn}/${local.flow_log_prefix}AWSLogs/${var.account_id}/*",
+      "${aws_s3_bucket.this.arn}/${local.flow_log_prefix}AWSLogs/aws-account-id=${var.account_id}/*",
+    ]
 
     principals {
       type        = "Service"
@@ -169,25 +200,24 @@ data "aws_iam_policy_document" "this" {
     }
   }
 
+  # One statement for both writers: the region's ELB account where it has one (an older
+  # region), and the logdelivery service principal, which every newer region uses.
   statement {
     sid       = "LoadBalancerAccessLogs"
     actions   = ["s3:PutObject"]
     resources = ["${aws_s3_bucket.this.arn}/${local.lb_access_log_prefix}/AWSLogs/${var.account_id}/*"]
 
     principals {
-      type        = "AWS"
-      identifiers = [data.aws_elb_service_account.this.arn]
-    }
-  }
-
-  statement {
-    sid       = "LoadBalancerAccessLogsNewRegions"
-    actions   = ["s3:PutObject"]
-    resources = ["${aws_s3_bucket.this.arn}/${local.lb_access_log_prefix}/AWSLogs/${var.account_id}/*"]
-
-    principals {
       type        = "Service"
       identifiers = ["logdelivery.elasticloadbalancing.amazonaws.com"]
+    }
+
+    dynamic "principals" {
+      for_each = data.aws_elb_service_account.this
+      content {
+        type        = "AWS"
+        identifiers = [principals.value.arn]
+      }
     }
   }
 }

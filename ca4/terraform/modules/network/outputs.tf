@@ -3,9 +3,9 @@ output "vpc_id" {
   value       = aws_vpc.this.id
 }
 
-output "vpc_cidr" {
-  description = "CIDR of the VPC."
-  value       = aws_vpc.this.cidr_block
+output "internet_gateway_id" {
+  description = "Internet gateway of the VPC (public addresses need it before they associate)."
+  value       = aws_internet_gateway.this.id
 }
 
 output "public_subnet_ids" {
@@ -16,9 +16,4 @@ output "public_subnet_ids" {
 output "private_subnet_ids" {
   description = "Private subnets, one per zone: K3s edge nodes and DocumentDB."
   value       = aws_subnet.private[*].id
-}
-
-output "nat_public_ips" {
-  description = "Public addresses the private subnets leave through (for allow-lists elsewhere)."
-  value       = aws_eip.nat[*].public_ip
 }
