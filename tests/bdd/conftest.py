@@ -19,7 +19,9 @@ def verification_target(request: pytest.FixtureRequest) -> Target:
     if request.config.getoption("--target") == "live":
         from tests.bdd.targets.live import LiveTarget  # noqa: PLC0415 - live needs the kubernetes client
 
-        return LiveTarget()
+        target = LiveTarget()
+        target.open_tunnels()
+        return target
     from tests.bdd.targets.local import LocalTarget  # noqa: PLC0415
 
     return LocalTarget(request.getfixturevalue("local_stack").cfg)

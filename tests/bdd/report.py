@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from tests.bdd.strict import SEPARATOR, STRICT_KEY, skip_reason
+
 
 @dataclass
 class StepResult:
@@ -38,6 +40,7 @@ class ScenarioResult:
     status: str = "passed"
     seconds: float = 0.0
     message: str = ""
+    missing: str = ""  # the prerequisite a skip named (what was missing and how to get it)
     started: float = field(default_factory=time.monotonic)
 
 
@@ -62,6 +65,8 @@ class MarkdownReport:
     @pytest.hookimpl
     def pytest_bdd_before_scenario(self, request: pytest.FixtureRequest, feature: Any, scenario: Any) -> None:
         """Start a scenario: every step is 'not run' until it runs."""
+        if not self.results:  # other tests may run first in the same session (nox -s integration)
+            self._run_started = time.monotonic()
         callspec = getattr(request.node, "callspec", None)
         values: list[str] = []
         for value in callspec.params.values() if callspec else []:
@@ -108,13 +113,16 @@ class MarkdownReport:
             return
         if report.when == "call" or (report.when == "setup" and not report.passed):
             current.seconds = time.monotonic() - current.started
-            if report.skipped:
-                current.status = "skipped"
-                reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-                current.message = _short(str(reason).removeprefix("Skipped: "))
+            strict = dict(report.user_properties).get(STRICT_KEY)
+            if report.skipped or strict:
+                current.status = "FAILED" if strict else "skipped"
+                current.missing = str(strict or skip_reason(report))
+                current.message = _short(
+                    f"required check could not run: {current.missing}" if strict else current.missing
+                )
                 for step in current.steps:
                     if step.status == "not run":
-                        step.status = "skipped"
+                        step.status = "FAILED (could not run)" if strict else "skipped"
                         break
             elif report.failed:
                 current.status = "FAILED"
@@ -142,6 +150,13 @@ class MarkdownReport:
         for name, scenarios in features.items():
             c = {k: sum(1 for r in scenarios if r.status == k) for k in ("passed", "FAILED", "skipped")}
             lines.append(f"| {name} | {c['passed']} | {c['FAILED']} | {c['skipped']} |")
+        missing: dict[str, int] = {}
+        for r in results:
+            for reason in r.missing.split(SEPARATOR) if r.missing else []:
+                missing[reason] = missing.get(reason, 0) + 1
+        if missing:
+            lines += ["", "## What was missing", "", "One line per prerequisite (scenarios it stopped):", ""]
+            lines += [f"- {reason} ({n})" for reason, n in missing.items()]
         for name, scenarios in features.items():
             lines += ["", f"## {name}"]
             for r in scenarios:

@@ -6,6 +6,11 @@ logs); everything it does over plain network connections is proven here, in CI.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +19,15 @@ from ca4_events import names
 from ca4_events.schema import GpuMetadataEvent
 from tests.bdd.targets.live import LiveTarget
 from tests.integration.support import Stack, to_body
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def no_outputs(folder: Path) -> Path:
+    """A saved `terraform output -json` of a stack that was never applied."""
+    path = folder / "outputs.json"
+    path.write_text("{}")
+    return path
 
 
 @pytest.fixture
@@ -26,7 +40,8 @@ def live(local_stack: Stack, tmp_path: Any) -> LiveTarget:
             "CA4_KAFKA_BOOTSTRAP": cfg.kafka_bootstrap,
             "CA4_PROMETHEUS_URL": cfg.prometheus_url,
             "CA4_KAFKA_BROKERS": "1",
-            "KUBECONFIG": str(tmp_path / "no-kubeconfig"),
+            "CA4_KUBECONFIG": str(tmp_path / "no-kubeconfig"),
+            "CA4_TF_OUTPUTS": str(no_outputs(tmp_path)),
             "CA4_VERIFY_TIMEOUT": "30",
         }
     )
@@ -64,7 +79,51 @@ def test_the_kafka_path_describes_topics_and_follows_the_consumer_group(
 
 
 def test_the_prometheus_path_queries_the_scraped_services(live: LiveTarget) -> None:
-    up = live.eventually(
-        "both jobs scraped", lambda: live.prometheus_value('sum(up{job=~"processor-api|metadata-worker"})')
+    # waits for both: right after start-up Prometheus may have scraped one target, or none
+    expr = 'sum(up{job=~"processor-api|metadata-worker"})'
+    live.eventually("both targets scraped and up", lambda: live.prometheus_value(expr) == 2.0)
+
+
+def test_a_strict_verify_run_without_a_cluster_fails_fast_naming_each_missing_input(tmp_path: Path) -> None:
+    """What `make ca4-verify-e2e` runs, on a machine where nothing of the lifecycle ran: it must
+    fail (a skip is not a pass), within 10 s, with one line per missing input saying how to get
+    it, in the terminal and in the report; --allow-skips is the explicit lenient mode."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CA4_", "EDGE_", "KUBECONFIG"))}
+    env.update(CA4_TF_OUTPUTS=str(no_outputs(tmp_path)), CA4_SECRETS_DIR=str(tmp_path / "kubeconfigs"))
+    report = tmp_path / "verify-live.md"
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "tests/bdd",
+        "--target=live",
+        "-m",
+        "e2e",
+        "-p",
+        "no:cacheprovider",
+        f"--bdd-report={report}",
+    ]
+    started = time.monotonic()
+    strict = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=60, check=False, cwd=REPO
     )
-    assert up == 2.0, f"expected both targets up, got {up}"
+    took = time.monotonic() - started
+    out = strict.stdout + strict.stderr
+    assert strict.returncode == 1, f"exit {strict.returncode}, expected 1 (failed):\n{out[-3000:]}"
+    assert took < 10, f"a verify run without a cluster took {took:.1f} s"
+    assert "required checks that could not run" in out, out[-3000:]
+    for needle in ("EDGE_API_URL is not set", "make ca4-plan ca4-apply"):
+        assert needle in out, f"{needle!r} not in the output:\n{out[-3000:]}"
+    text = report.read_text()
+    assert "## What was missing" in text and "EDGE_API_URL is not set" in text, text[:2000]
+    assert " 0 passed" in text or "2 scenarios: 0 passed" in text, text[:400]
+    lenient = subprocess.run(
+        [*command, "--allow-skips"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=REPO,
+    )
+    assert lenient.returncode == 0 and "skipped" in lenient.stdout, lenient.stdout[-2000:]

@@ -9,8 +9,10 @@ provides, so that code is written once, here.
 
 from __future__ import annotations
 
-import time
-import urllib.parse
+import functools
+import gzip
+import json
+import ssl
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,10 +20,13 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from botocore.exceptions import ClientError
+from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaError
 
 from ca4_events import names
+from ca4_producer import tls
+from tests.integration import support
 
 T = TypeVar("T")
 
@@ -57,23 +62,15 @@ class Target(ABC):
         """Why ``need`` (e.g. "api", "kafka", "cluster", "prometheus") is unavailable, or None."""
 
     def require(self, *needs: str) -> None:
-        """Skip the scenario with a one-line reason when a prerequisite is missing."""
-        for need in needs:
-            reason = self.missing(need)
-            if reason:
-                pytest.skip(f"[{self.name}] {reason}")
+        """Skip the scenario when prerequisites are missing, naming each (joined by `` | ``)."""
+        reasons = [r for r in dict.fromkeys(self.missing(need) for need in needs) if r]
+        if reasons:
+            pytest.skip(" | ".join(f"[{self.name}] {r}" for r in reasons))
 
     def eventually(self, what: str, probe: Callable[[], T | None], timeout: float | None = None) -> T:
-        """Poll ``probe`` until it returns a value; fail naming ``what`` after the timeout."""
+        """Poll ``probe`` until it returns a value (not None or False); fail naming ``what``."""
         limit = self.timeout_s if timeout is None else timeout
-        deadline = time.monotonic() + limit
-        while True:
-            value = probe()
-            if value is not None and value is not False:
-                return value
-            if time.monotonic() >= deadline:
-                raise AssertionError(f"[{self.name}] {what}: not true after {limit:.0f} s")
-            time.sleep(0.25)
+        return support.eventually(f"[{self.name}] {what}", probe, limit, 0.25)
 
     # --- components (target-specific) ----------------------------------------------------
 
@@ -126,6 +123,13 @@ class Target(ABC):
     token: str
     kafka_bootstrap: str
     prometheus_url: str
+    ca_bundle: str = ""  # CA4_CA_BUNDLE: the API's CA when the stack signed its own certificate
+
+    @functools.cached_property
+    def tls_context(self) -> ssl.SSLContext:
+        """What the API's certificate is verified against: the public roots plus ``ca_bundle``,
+        as the producer client trusts it (``ca4_producer.tls``)."""
+        return tls.ssl_context(self.ca_bundle)
 
     # --- the Processor API ---------------------------------------------------------------
 
@@ -135,11 +139,13 @@ class Target(ABC):
         headers = {"Content-Type": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        return httpx.post(f"{self.api_url}/metadata", json=body, headers=headers, timeout=30)
+        return httpx.post(
+            f"{self.api_url}/metadata", json=body, headers=headers, timeout=30, verify=self.tls_context
+        )
 
     def api_get(self, path: str) -> httpx.Response:
         """GET a path of the API."""
-        return httpx.get(f"{self.api_url}{path}", timeout=10)
+        return httpx.get(f"{self.api_url}{path}", timeout=10, verify=self.tls_context)
 
     # --- Kafka ---------------------------------------------------------------------------
 
@@ -162,30 +168,18 @@ class Target(ABC):
 
     def end_offsets(self, topic: str) -> dict[int, int]:
         """Next offset per partition (where a new record would land)."""
-        consumer = KafkaConsumer(bootstrap_servers=self.kafka_bootstrap, enable_auto_commit=False)
+        return support.end_offsets(self.kafka_bootstrap, topic)
+
+    def _read(self, topic: str, since: dict[int, int], match: Callable[[Any], bool]) -> Any:
         try:
-            parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-            return {tp.partition: off for tp, off in consumer.end_offsets(parts).items()}
-        finally:
-            consumer.close()
+            return support.read_topic(self.kafka_bootstrap, topic, match, since=since, timeout=self.timeout_s)
+        except AssertionError as exc:
+            raise AssertionError(f"[{self.name}] {exc}") from None
 
     def find_record(self, topic: str, since: dict[int, int], match: Callable[[Any], bool]) -> RecordRef:
         """Read ``topic`` from ``since`` until a record matches; fail after the timeout."""
-        consumer = KafkaConsumer(bootstrap_servers=self.kafka_bootstrap, enable_auto_commit=False)
-        try:
-            parts = [TopicPartition(topic, p) for p in since]
-            consumer.assign(parts)
-            for tp in parts:
-                consumer.seek(tp, since[tp.partition])
-            deadline = time.monotonic() + self.timeout_s
-            while time.monotonic() < deadline:
-                for records in consumer.poll(timeout_ms=500).values():
-                    for r in records:
-                        if match(r):
-                            return RecordRef(r.partition, r.offset)
-        finally:
-            consumer.close()
-        raise AssertionError(f"[{self.name}] no matching record on {topic} within {self.timeout_s:.0f} s")
+        record = self._read(topic, since, match)
+        return RecordRef(record.partition, record.offset)
 
     def produce(self, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> RecordRef:
         """Produce one record with acks=all; where it landed."""
@@ -198,50 +192,27 @@ class Target(ABC):
 
     def read_at(self, topic: str, ref: RecordRef) -> Any:
         """The record at a partition and offset."""
-        consumer = KafkaConsumer(bootstrap_servers=self.kafka_bootstrap, enable_auto_commit=False)
-        try:
-            tp = TopicPartition(topic, ref.partition)
-            consumer.assign([tp])
-            consumer.seek(tp, ref.offset)
-            deadline = time.monotonic() + self.timeout_s
-            while time.monotonic() < deadline:
-                for r in consumer.poll(timeout_ms=500).get(tp, []):
-                    if r.offset == ref.offset:
-                        return r
-        finally:
-            consumer.close()
-        raise AssertionError(f"[{self.name}] nothing at {topic}/{ref.partition}@{ref.offset}")
+        return self._read(topic, {ref.partition: ref.offset}, lambda r: r.offset == ref.offset)
 
     def committed_offset(
         self, partition: int, group: str = names.CONSUMER_GROUP, topic: str = names.TOPIC
     ) -> int:
         """The consumer group's committed offset on one partition (-1 when none)."""
-        admin = KafkaAdminClient(bootstrap_servers=self.kafka_bootstrap, request_timeout_ms=10_000)
         try:
-            offsets = admin.list_group_offsets(group).get(group, {})
+            return support.committed(self.kafka_bootstrap, group, topic).get(partition, -1)
         except KafkaError:
             return -1
-        finally:
-            admin.close()
-        meta = offsets.get(TopicPartition(topic, partition))
-        return -1 if meta is None else int(meta.offset)
 
     # --- Prometheus ----------------------------------------------------------------------
 
     def prometheus_value(self, expr: str) -> float | None:
         """Instant query; the single sample's value, or None when the result is empty."""
-        url = f"{self.prometheus_url}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
-        resp = httpx.get(url, timeout=10)
-        resp.raise_for_status()
-        result = resp.json()["data"]["result"]
-        if not result:
-            return None
-        return float(result[0]["value"][1])
+        return support.prom_value(self.prometheus_url, expr)
 
     # --- S3 archive ------------------------------------------------------------------------
 
     def archive_key_holding(self, event_id: str, partition: int, offset: int) -> str | None:
-        """The enriched archive object whose offset range holds the record, if written."""
+        """The enriched archive object whose offset range covers the record and that holds ``event_id``."""
         client = self.s3_client()
         pages = client.get_paginator("list_objects_v2").paginate(
             Bucket=self.archive_bucket, Prefix=f"{self.archive_prefix}enriched/topic={names.TOPIC}/"
@@ -254,8 +225,15 @@ class Target(ABC):
                     part, first, last = int(part_s.lstrip("p")), int(first_s.lstrip("o")), int(last_s)
                 except ValueError:
                     continue
-                if part == partition and first <= offset <= last:
+                if part == partition and first <= offset <= last and self._holds(obj["Key"], event_id):
                     return str(obj["Key"])
         return None
+
+    def _holds(self, key: str, event_id: str) -> bool:
+        try:
+            body = self.s3_client().get_object(Bucket=self.archive_bucket, Key=key)["Body"].read()
+        except ClientError:
+            return False  # superseded by a wider range and deleted since the listing
+        return any(json.loads(line)["_id"] == event_id for line in gzip.decompress(body).splitlines() if line)
 
     archive_prefix: str = ""

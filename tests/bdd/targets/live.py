@@ -1,19 +1,21 @@
 """The live cluster as a verification target, reached through the bastion's SSH tunnels.
 
-Endpoints come from the environment (defaults are what ``make ca4-tunnels-up`` opens):
+Its inputs come from what the lifecycle produced (``live_inputs``: Terraform outputs, the
+files of ``make ca4-bootstrap-k3s`` and ``make ca4-platform-setup``); the environment
+overrides each. The endpoints behind the tunnels (defaults are what ``make ca4-tunnels-up``
+opens):
 
 | variable | default | what |
 | --- | --- | --- |
-| ``KUBECONFIG`` | ``./kubeconfigs/ca4-kubeconfig`` | K3s API through the tunnel on 127.0.0.1:16443 |
+| ``CA4_KUBECONFIG`` | ``kubeconfigs/ca4-kubeconfig`` | K3s API through the tunnel on 127.0.0.1:16443 |
 | ``CA4_KAFKA_BOOTSTRAP`` | ``localhost:19092`` | Kafka's tunnel listener (one port per broker) |
 | ``CA4_PROMETHEUS_URL`` | ``http://localhost:19090`` | Prometheus through its tunnel |
-| ``EDGE_API_URL``, ``CA4_API_TOKEN`` | (none) | the public Processor API and a token it accepts |
-| ``CA4_S3_BUCKET`` | (none) | the archive bucket (AWS credentials from the usual places) |
-| ``CA4_KAFKA_BROKERS`` | ``3`` | brokers in the cluster; replication is min(3, brokers) |
 | ``CA4_VERIFY_TIMEOUT`` | ``120`` | seconds any single wait may take |
 
-A missing prerequisite skips the scenario with a one-line reason; probes use short
-connect timeouts, so a run without any cluster finishes in seconds.
+A missing prerequisite skips the scenario with a one-line reason, and the ``ca4-verify-*``
+targets run strict (``tests/bdd/strict.py``): each such skip fails the run. Probes use
+short connect timeouts, so a run without any cluster finishes in seconds. ``KUBECONFIG`` is
+ignored: a personal one must never point the verification at another cluster.
 """
 
 from __future__ import annotations
@@ -23,18 +25,22 @@ import inspect
 import json
 import os
 import socket
+import subprocess
 import urllib.parse
 import uuid
-from pathlib import Path
 from typing import Any
 
 from ca4_events import names
-from tests.bdd.targets import dbprobe
+from tests.bdd.targets import dbprobe, live_inputs
 from tests.bdd.targets.base import Target
 
 APP_NS = "app"
 WORKER_LABEL = "app.kubernetes.io/name=metadata-worker"
 TOOLBOX_NAME = "ca4-db-toolbox"
+
+
+TUNNELS_SCRIPT = live_inputs.REPO / "scripts" / "tunnels_ca4.sh"
+TUNNELS_TIMEOUT_S = 90
 
 
 def _reachable(hostport: str, timeout: float = 1.0) -> bool:
@@ -54,56 +60,84 @@ class LiveTarget(Target):
     def __init__(self, env: dict[str, str] | None = None) -> None:
         env = dict(os.environ if env is None else env)
         self.env = env
-        self.kubeconfig = Path(env.get("KUBECONFIG", "./kubeconfigs/ca4-kubeconfig"))
-        self.api_url = env.get("EDGE_API_URL", "").rstrip("/")
-        self.token = env.get("CA4_API_TOKEN", "")
+        self.inputs = live_inputs.resolve(env)
+        self.kubeconfig = self.inputs.kubeconfig
+        self.api_url = self.inputs.api_url
+        self.token = self.inputs.token
+        self.ca_bundle = self.inputs.ca_bundle
         self.kafka_bootstrap = env.get("CA4_KAFKA_BOOTSTRAP", "localhost:19092")
         self.prometheus_url = env.get("CA4_PROMETHEUS_URL", "http://localhost:19090").rstrip("/")
-        self.bucket = env.get("CA4_S3_BUCKET", "")
-        self.archive_prefix = env.get("CA4_S3_PREFIX", "")
-        self.brokers = int(env.get("CA4_KAFKA_BROKERS", "3"))
+        self.bucket = self.inputs.bucket
+        self.archive_prefix = self.inputs.prefix
+        self.brokers = self.inputs.brokers
         self.timeout_s = float(env.get("CA4_VERIFY_TIMEOUT", "120"))
+        self.tunnel_problem = ""
         self._k8s: Any = None
+
+    def open_tunnels(self) -> None:
+        """Open the tunnels a verify target needs, as ``make ca4-tunnels-up`` does, when the stack
+        exists and they are not up yet (``CA4_VERIFY_TUNNELS=0``: never). Idempotent: a tunnel
+        that is up is left alone; what failed is added to the reasons that name a tunnel."""
+        if self.env.get("CA4_VERIFY_TUNNELS", "1") == "0" or not self.inputs.have_outputs:
+            return
+        wanted = [self.kafka_bootstrap.split(",")[0], urllib.parse.urlsplit(self.prometheus_url).netloc]
+        if all(_reachable(hostport) for hostport in wanted) and self._kube_reachable():
+            return
+        try:
+            done = subprocess.run(
+                [str(TUNNELS_SCRIPT), "up"],
+                env=self.env,
+                capture_output=True,
+                text=True,
+                timeout=TUNNELS_TIMEOUT_S,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            self.tunnel_problem = f"scripts/tunnels_ca4.sh up did not finish in {TUNNELS_TIMEOUT_S} s"
+            return
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            self.tunnel_problem = f"scripts/tunnels_ca4.sh up failed: {last}"
+
+    def _kube_reachable(self) -> bool:
+        server = self._kube_server() if self.kubeconfig.exists() else None
+        return server is None or _reachable(server)
+
+    def _no_tunnel(self, what: str) -> str:
+        why = f"; {self.tunnel_problem}" if self.tunnel_problem else ""
+        return f"{what} (run make ca4-tunnels-up){why}"
 
     # --- prerequisites --------------------------------------------------------------------
 
     def missing(self, need: str) -> str | None:  # noqa: PLR0911 - one answer per prerequisite
         """Check one prerequisite quickly (no waits longer than a TCP connect)."""
-        if need == "api":
-            return None if self.api_url else "EDGE_API_URL is not set (the public Processor API URL)"
+        if need in ("api", "public-address"):
+            return self.inputs.problems.get("api")
         if need == "token":
-            return None if self.token else "CA4_API_TOKEN is not set (a token listed in the API's API_TOKENS)"
+            return self.inputs.problems.get("token")
         if need == "kafka":
             first = self.kafka_bootstrap.split(",")[0]
-            return None if _reachable(first) else f"no Kafka tunnel on {first} (run make ca4-tunnels-up)"
+            return None if _reachable(first) else self._no_tunnel(f"no Kafka tunnel on {first}")
         if need == "prometheus":
             hostport = urllib.parse.urlsplit(self.prometheus_url).netloc
-            return (
-                None
-                if _reachable(hostport)
-                else f"no Prometheus tunnel on {hostport} (run make ca4-tunnels-up)"
-            )
+            return None if _reachable(hostport) else self._no_tunnel(f"no Prometheus tunnel on {hostport}")
         if need in ("cluster", "database", "logs", "api-environment", "worker"):
             # the database, the worker's logs and the API's environment are reached through the K3s API
             return self._cluster_problem()
         if need == "s3":
-            if not self.bucket:
-                return "CA4_S3_BUCKET is not set (terraform -chdir=ca4/terraform output -raw s3_bucket_name)"
-            return None
-        if need == "public-address":
-            return None if self.api_url else "EDGE_API_URL is not set"
+            return self.inputs.problems.get("s3")
         return None
 
     def _cluster_problem(self) -> str | None:
         if not self.kubeconfig.exists():
-            return f"no kubeconfig at {self.kubeconfig} (run make ca4-bootstrap-k3s)"
+            return f"no kubeconfig at {self.kubeconfig} (run make ca4-bootstrap-k3s, or set CA4_KUBECONFIG)"
         try:
             import kubernetes  # noqa: F401, PLC0415 - only live runs need the client
         except ImportError:
             return "the kubernetes Python client is not installed (nox -s live installs it)"
         server = self._kube_server()
         if server and not _reachable(server):
-            return f"the K3s API at {server} does not answer (run make ca4-tunnels-up)"
+            return self._no_tunnel(f"the K3s API at {server} does not answer")
         return None
 
     def _kube_server(self) -> str | None:
@@ -304,14 +338,14 @@ class LiveTarget(Target):
         return self.env.get("CA4_ARCHIVE_ENABLED", "true").lower() == "true"
 
     def s3_client(self) -> Any:
-        """boto3 with the operator's own AWS credentials."""
+        """boto3 with the operator's own AWS credentials, in the stack's region."""
         import boto3  # noqa: PLC0415
 
-        return boto3.client("s3")
+        return boto3.client("s3", region_name=self.inputs.region or None)
 
     @property
     def archive_bucket(self) -> str:
-        """From CA4_S3_BUCKET."""
+        """CA4_S3_BUCKET, else the Terraform output s3_bucket_name."""
         return self.bucket
 
     @property
