@@ -15,7 +15,7 @@ Usage: scripts/image_ca4.sh build|load|check|tag [--help]   (make ca4-image-buil
 build   docker build of ./Dockerfile as $CA4_IMAGE_NAME:git-<commit> for $PLATFORM;
         an existing image of that tag is left alone (same commit, same content).
 load    'docker save | ssh -J bastion node "k3s ctr -n k8s.io images import -"' on every edge
-        node that does not hold the tag yet. No registry: the nodes never pull it, and
+        node that does not hold the tag yet (building it first when it is not built here). No registry: the nodes never pull it, and
         the manifests say imagePullPolicy: Never.
 check   lists, per node, whether it holds the tag (exit 1 when one lacks it).
 tag     prints the image reference for this checkout (what ca4-deploy-edge deploys).
@@ -35,9 +35,11 @@ need_docker() {
     die 2 "no Docker daemon answers ('docker info' failed): start Docker (the CLI alone cannot build)"
 }
 
-# node_has IP IMAGE: true when the node's containerd (namespace k8s.io, the kubelet's) has IMAGE
+# node_has IP IMAGE: true when the node's containerd (namespace k8s.io, the kubelet's) has IMAGE.
+# grep reads the whole list (no -q): quitting early could kill ssh with SIGPIPE, and under
+# pipefail that would read as "not there".
 node_has() {
-  node_ssh "$1" "sudo -n k3s ctr -n k8s.io images ls -q" | grep -Fxq "$2"
+  node_ssh "$1" "sudo -n k3s ctr -n k8s.io images ls -q" | grep -Fx -- "$2" >/dev/null
 }
 
 cmd_build() {
@@ -62,7 +64,10 @@ cmd_load() {
   tag="$(image_tag)"
   image="$CA4_IMAGE_NAME:$tag"
   need_docker
-  have_image "$image" || die 2 "$image is not in the local image store: run 'make ca4-image-build' first"
+  if ! have_image "$image"; then
+    say "$image is not built here yet: building it first (as make ca4-image-build)"
+    cmd_build
+  fi
   ssh_setup
   for ip in "${CA4_NODE_IPS[@]}"; do
     if node_has "$ip" "$image"; then

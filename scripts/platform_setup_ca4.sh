@@ -12,10 +12,13 @@ usage() {
   cat <<USAGE
 Usage: scripts/platform_setup_ca4.sh [--help]        (make ca4-platform-setup)
 
-1. Reads 'terraform -chdir=$CA4_TF_DIR output -json' (mongo_uri, worker_env, s3_*, aws_region,
+1. Reads 'terraform -chdir=$CA4_TF_DIR output -json' (mongo_uri, documentdb_database, s3_*, aws_region,
    edge_api_url, edge_node_private_ips).
 2. Creates $CA4_API_TOKENS_FILE (mode 600) with one random API token when it does not exist;
    producers use a line of it as CA4_API_TOKEN. Only sha256 digests reach the cluster.
+   Writes the API's CA (output edge_api_ca_certificate_pem, when the stack signs its own
+   certificate) to $CA4_API_CA_FILE: producers and make ca4-verify-e2e trust it through
+   CA4_CA_BUNDLE. With your own certificate (api_certificate_arn) the file is removed.
 3. Renders, deterministically, into $CA4_RENDER_DIR (gitignored; files mode 600):
    the Secrets ca4-mongo-credentials, ca4-s3-config, ca4-edge-api-config (namespace app) and a
    kustomize overlay of manifests/platform sized to CA4_KAFKA_BROKERS brokers.
@@ -25,18 +28,14 @@ Usage: scripts/platform_setup_ca4.sh [--help]        (make ca4-platform-setup)
 5. Waits for every broker to be ready and the topics Job to complete (CA4_KAFKA_TIMEOUT
    seconds each, default 600).
 
-Needs: kubectl, python3, the kubeconfig of 'make ca4-bootstrap-k3s' and the K3s API tunnel
-of 'make ca4-tunnels-up'. Environment: CA4_KAFKA_BROKERS (1-3, default min(3, nodes); fixed
+Needs: kubectl, python3, the kubeconfig of 'make ca4-bootstrap-k3s'; the K3s API tunnel is
+opened through the bastion when it is not up yet. Environment: CA4_API_CA_FILE, CA4_KAFKA_BROKERS (1-3, default min(3, nodes); fixed
 once Kafka has formatted its storage), CA4_RENDER_DIR, CA4_API_TOKENS_FILE, CA4_KUBECONFIG,
 CA4_SECRETS_DIR, CA4_TF_DIR, CA4_TF_OUTPUTS.
 USAGE
 }
 
-case "${1:-}" in
-  -h | --help) usage; exit 0 ;;
-  "") ;;
-  *) die 2 "unexpected argument '$1' (see --help)" ;;
-esac
+no_args_but_help "$@"
 
 need_cmd python3 "rendering the Secrets"
 load_outputs
@@ -46,28 +45,33 @@ brokers="$(kafka_brokers)"
 if [ ! -s "$CA4_API_TOKENS_FILE" ]; then
   {
     echo "# CA4 API tokens, one per line (plain, or sha256:<hex>); only digests reach the cluster."
-    python3 -c 'import secrets; print(secrets.token_urlsafe(32))'
+    random_secret
   } | write_private "$CA4_API_TOKENS_FILE"
   say "generated an API token in $CA4_API_TOKENS_FILE (mode 600): producers send it as CA4_API_TOKEN"
 fi
 chmod 600 "$CA4_API_TOKENS_FILE"
 
+ca_pem="$(tf_out_optional edge_api_ca_certificate_pem)"
+if [ -n "$ca_pem" ]; then
+  printf '%s\n' "$ca_pem" | write_private "$CA4_API_CA_FILE"
+  say "wrote the API's CA to $CA4_API_CA_FILE: producers trust it with CA4_CA_BUNDLE=$CA4_API_CA_FILE (or its text)"
+elif [ -e "$CA4_API_CA_FILE" ]; then
+  rm -f "$CA4_API_CA_FILE"
+  say "the API uses your own certificate (no edge_api_ca_certificate_pem): removed $CA4_API_CA_FILE"
+fi
+
 say "rendering Secrets and the platform overlay into $CA4_RENDER_DIR ($brokers Kafka broker(s))"
 render_overlays "$brokers"
 
-# The voter set of a KRaft cluster is written into each broker's storage when it is first
-# formatted: a different size needs a fresh cluster, not a rolling change.
-current="$(kc -n platform get statefulset kafka -o 'jsonpath={.spec.replicas}' --ignore-not-found)"
-if [ -n "$current" ] && [ "$current" != "$brokers" ]; then
-  die 1 "Kafka runs $current broker(s) but $brokers are asked for (CA4_KAFKA_BROKERS): the KRaft voter set is fixed at format time. Keep CA4_KAFKA_BROKERS=$current, or delete the StatefulSet kafka and its PVCs (data loss) first."
-fi
+# Stops when Kafka already runs with another size (its KRaft voter set is fixed).
+kafka_running_brokers "$brokers" >/dev/null
 
 # A finished Job cannot be re-applied with changes and would not run again: replace it, so
 # every setup run re-checks the topics (creating only what is missing).
 kc -n platform delete job kafka-topics --ignore-not-found --wait=true --timeout=60s >/dev/null 2>&1 || true
 
 say "applying namespaces, Secrets and Kafka (server-side apply)"
-kc apply --server-side --field-manager=ca4 --force-conflicts -k "$CA4_RENDER_DIR/platform"
+kc_apply -k "$CA4_RENDER_DIR/platform"
 
 say "waiting up to $KAFKA_TIMEOUT s for $brokers Kafka broker(s)"
 if ! kc -n platform rollout status statefulset/kafka --timeout="${KAFKA_TIMEOUT}s"; then

@@ -42,6 +42,19 @@ die() {
   exit "$code"
 }
 
+# no_args_but_help ARGS...: for the scripts that take no argument: --help prints the
+# script's usage and exits 0; any argument else stops with exit 2.
+no_args_but_help() {
+  [ "$#" -eq 0 ] && return 0
+  case "$1" in
+    -h | --help)
+      usage
+      exit 0
+      ;;
+  esac
+  die 2 "unexpected argument '$1' (see --help)"
+}
+
 # need_cmd NAME WHY: stop with exit 2 when NAME is not on PATH.
 need_cmd() {
   command -v "$1" >/dev/null 2>&1 || die 2 "'$1' not found on PATH (needed for $2)"
@@ -64,6 +77,16 @@ write_private() {
   cat >"$tmp"
   chmod 600 "$tmp"
   mv -f "$tmp" "$file"
+}
+
+# random_secret: 32 random bytes as 64 hex digits (tokens, passwords: safe in shells and URLs).
+random_secret() {
+  python3 -c 'import secrets; print(secrets.token_hex(32))'
+}
+
+# sha256: stdin -> its SHA-256 as 64 hex digits.
+sha256() {
+  python3 -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())'
 }
 
 # --- Terraform outputs ------------------------------------------------------------------------
@@ -99,10 +122,20 @@ load_outputs() {
 # tf_out NAME: print one output (a list: one item per line; a map: KEY=VALUE lines).
 # A missing, null or empty output stops with exit 2 naming it.
 tf_out() {
+  _tf_out "$1" required || die 2 "cannot continue without the Terraform output '$1'"
+}
+
+# tf_out_optional NAME: like tf_out, but a null, empty or absent output prints nothing
+# (for outputs that are null by design, e.g. edge_api_ca_certificate_pem with your own certificate).
+tf_out_optional() {
+  _tf_out "$1" optional || die 2 "cannot read the Terraform output '$1'"
+}
+
+_tf_out() {
   load_outputs
   printf '%s' "$CA4_OUTPUTS_JSON" | python3 -c '
 import json, sys
-name = sys.argv[1]
+name, mode, tf_dir = sys.argv[1:4]
 try:
     outputs = json.load(sys.stdin)
 except ValueError as exc:
@@ -110,7 +143,9 @@ except ValueError as exc:
 entry = outputs.get(name)
 value = entry.get("value") if isinstance(entry, dict) else None
 if value in (None, "", [], {}):
-    print(f"Terraform output {name!r} is missing or empty (run make ca4-apply; is {sys.argv[2]} up to date?)", file=sys.stderr)
+    if mode == "optional":
+        sys.exit(0)
+    print(f"Terraform output {name!r} is missing or empty (run make ca4-apply; is {tf_dir} up to date?)", file=sys.stderr)
     sys.exit(3)
 if isinstance(value, list):
     print("\n".join(str(v) for v in value))
@@ -118,7 +153,7 @@ elif isinstance(value, dict):
     print("\n".join(f"{k}={v}" for k, v in sorted(value.items())))
 else:
     print(value)
-' "$1" "$CA4_TF_DIR" || die 2 "cannot continue without the Terraform output '$1'"
+' "$1" "$2" "$CA4_TF_DIR"
 }
 
 # --- SSH through the bastion ------------------------------------------------------------------
@@ -143,16 +178,30 @@ load_nodes() {
     die 2 "k3s_server_private_ip ($server) is not the first of edge_node_private_ips (${CA4_NODE_IPS[0]}): the outputs disagree"
 }
 
+# ssh_config_path PATH: PATH as a double-quoted ssh_config value: blanks stay inside the
+# quotes, a literal % is doubled (ssh expands %-tokens in file names).
+ssh_config_path() {
+  printf '"%s"' "${1//%/%%}"
+}
+
 # ssh_setup: write the SSH client config every CA4 connection uses. Both hops of `ssh -J`
 # read it (OpenSSH hands -F to the jump connection, but not -i or -o), so the key and the
 # known_hosts file apply to the bastion as well as to the nodes.
 ssh_setup() {
   need_cmd ssh "reaching the nodes through the bastion"
   load_nodes
-  private_dir "$CA4_STATE_DIR"
   if [ -n "${CA4_SSH_KEY:-}" ] && [ ! -r "$CA4_SSH_KEY" ]; then
     die 2 "CA4_SSH_KEY=$CA4_SSH_KEY is not a readable private key"
   fi
+  # ssh -J hands "-F <config>" to the jump connection inside a shell command, unquoted
+  # (OpenSSH 9): a blank in the path would split it there.
+  case "$CA4_SSH_CONFIG" in
+    *[[:space:]]*) die 2 "CA4_STATE_DIR=$CA4_STATE_DIR contains a blank, which ssh -J cannot pass on: choose a path without blanks" ;;
+  esac
+  case "${CA4_SSH_KEY:-}$CA4_STATE_DIR" in
+    *'"'*) die 2 "CA4_SSH_KEY or CA4_STATE_DIR contains a double quote, which an SSH config cannot hold" ;;
+  esac
+  private_dir "$CA4_STATE_DIR"
   {
     echo "# Written by scripts/lib/ca4_common.sh from the Terraform outputs; rewritten on every run."
     echo "Host ca4-bastion"
@@ -160,12 +209,12 @@ ssh_setup() {
     echo "Host *"
     echo "  User $CA4_SSH_USER"
     if [ -n "${CA4_SSH_KEY:-}" ]; then
-      echo "  IdentityFile $CA4_SSH_KEY"
+      echo "  IdentityFile $(ssh_config_path "$CA4_SSH_KEY")"
       echo "  IdentitiesOnly yes"
     fi
     # A CA4-only known_hosts: trust on first use for fresh instances, without touching
     # ~/.ssh/known_hosts; a changed key on a known address still stops the connection.
-    echo "  UserKnownHostsFile $CA4_STATE_DIR/known_hosts"
+    echo "  UserKnownHostsFile $(ssh_config_path "$CA4_STATE_DIR/known_hosts")"
     echo "  StrictHostKeyChecking accept-new"
     echo "  BatchMode yes"
     echo "  ConnectTimeout ${CA4_SSH_CONNECT_TIMEOUT:-10}"
@@ -226,7 +275,7 @@ image_tag() {
     h="$(cd "$CA4_REPO_ROOT" && {
       git diff HEAD -- "${CA4_IMAGE_INPUTS[@]}"
       git ls-files --others --exclude-standard -z -- "${CA4_IMAGE_INPUTS[@]}" | xargs -0 -r cat
-    } | python3 -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest()[:12])')"
+    } | sha256 | cut -c1-12)"
     printf 'git-%s-dirty-%s\n' "$sha" "$h"
   else
     die 2 "uncommitted changes under ${CA4_IMAGE_INPUTS[*]}: commit them (the image tag is the commit) or set CA4_IMAGE_ALLOW_DIRTY=1"
@@ -235,12 +284,16 @@ image_tag() {
 
 # --- the cluster --------------------------------------------------------------------------------
 
-# require_cluster: kubectl, the kubeconfig and the K3s API tunnel, or exit 2 naming what is missing.
+# require_cluster: kubectl, the kubeconfig and the K3s API tunnel, or exit 2 naming what is
+# missing. The tunnel is opened here when nothing answers on its port (the bootstrap closes
+# its own), so the contract's targets run in order without a separate ca4-tunnels-up.
 require_cluster() {
   need_cmd kubectl "talking to the K3s API"
   [ -r "$CA4_KUBECONFIG" ] || die 2 "no kubeconfig at $CA4_KUBECONFIG: run 'make ca4-bootstrap-k3s' first"
-  port_open "$CA4_K3S_API_LOCAL_PORT" ||
-    die 2 "nothing answers on 127.0.0.1:$CA4_K3S_API_LOCAL_PORT (the K3s API tunnel): run 'make ca4-tunnels-up'"
+  port_open "$CA4_K3S_API_LOCAL_PORT" && return 0
+  say "no K3s API tunnel on 127.0.0.1:$CA4_K3S_API_LOCAL_PORT yet: opening it through the bastion"
+  "$CA4_REPO_ROOT/scripts/tunnels_ca4.sh" up k3s-api ||
+    die 2 "could not open the K3s API tunnel on 127.0.0.1:$CA4_K3S_API_LOCAL_PORT (see above): check the bastion and CA4_SSH_KEY, then 'make ca4-tunnels-up'"
 }
 
 # kc ARGS...: kubectl against the CA4 cluster only (never the user's current context).
@@ -248,10 +301,52 @@ kc() {
   kubectl --kubeconfig "$CA4_KUBECONFIG" "$@"
 }
 
+# kc_apply ARGS...: server-side apply as field manager ca4, the one owner of what CA4 applies.
+kc_apply() {
+  kc apply --server-side --field-manager=ca4 --force-conflicts "$@"
+}
+
+# wait_rollouts NAMESPACE TIMEOUT: wait for every CA4 Deployment there, TIMEOUT seconds each.
+# The list comes from the cluster, so a Deployment added to the manifests is waited for too.
+# Returns 1 when one did not finish (after waiting for the others).
+wait_rollouts() {
+  local ns=$1 timeout=$2 d failed=0
+  local deployments=()
+  mapfile -t deployments < <(kc -n "$ns" get deployments -l app.kubernetes.io/part-of=ca4 -o name)
+  if [ "${#deployments[@]}" -eq 0 ]; then
+    warn "no CA4 Deployment found in namespace $ns"
+    return 1
+  fi
+  for d in "${deployments[@]}"; do
+    say "waiting up to $timeout s for $d"
+    kc -n "$ns" rollout status "$d" --timeout="${timeout}s" || failed=1
+  done
+  return "$failed"
+}
+
+# kafka_running_brokers BROKERS: print the size of the running StatefulSet platform/kafka
+# (nothing when there is none yet); stop with exit 1 when it is not BROKERS. The voter set of
+# a KRaft cluster is written into each broker's storage when it is first formatted: a
+# different size needs a fresh cluster, not a rolling change.
+kafka_running_brokers() {
+  local brokers=$1 current
+  current="$(kc -n platform get statefulset kafka -o 'jsonpath={.spec.replicas}' --ignore-not-found)" ||
+    die 1 "cannot read the StatefulSet platform/kafka (see above)"
+  if [ -n "$current" ] && [ "$current" != "$brokers" ]; then
+    die 1 "Kafka runs $current broker(s) but $brokers are asked for (CA4_KAFKA_BROKERS): the KRaft voter set is fixed at format time. Keep CA4_KAFKA_BROKERS=$current, or delete the StatefulSet kafka and its PVCs (data loss) first."
+  fi
+  printf '%s\n' "$current"
+}
+
 # --- rendering ----------------------------------------------------------------------------------
 
 CA4_RENDER_DIR="${CA4_RENDER_DIR:-$CA4_REPO_ROOT/rendered}"
 CA4_API_TOKENS_FILE="${CA4_API_TOKENS_FILE:-$CA4_SECRETS_DIR/ca4-api-tokens}"
+# the CA of the API's certificate when the stack signs its own (producers: CA4_CA_BUNDLE)
+CA4_API_CA_FILE="${CA4_API_CA_FILE:-$CA4_SECRETS_DIR/ca4-api-ca.pem}"
+# The Secrets of namespace app the renderer writes, as $CA4_RENDER_DIR/platform/<name>.yaml.
+# shellcheck disable=SC2034 # read by deploy_edge_ca4.sh
+CA4_APP_SECRETS=(ca4-mongo-credentials ca4-s3-config ca4-edge-api-config)
 
 # render_overlays BROKERS [IMAGE_TAG]: the Secrets and kustomize overlays under
 # $CA4_RENDER_DIR (gitignored, mode 600), from the outputs in memory; same inputs, same bytes.

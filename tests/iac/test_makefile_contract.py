@@ -134,3 +134,46 @@ def test_make_n_shows_the_documented_delegation(target: str) -> None:
     assert re.search(rf"^{pattern}$", result.stdout, flags=re.MULTILINE), (
         f"make -n {target}: expected a line matching {documented!r}, got:\n{result.stdout}"
     )
+
+
+MAIN_LINE = (
+    "ca4-plan",
+    "ca4-apply",
+    "ca4-bootstrap-k3s",
+    "ca4-platform-setup",
+    "ca4-deploy-edge",
+    "ca4-deploy-monitoring",
+    "ca4-verify-preflight",
+    "ca4-verify-e2e",
+    "ca4-destroy",
+)
+
+
+def test_the_one_screen_summary_lists_the_lifecycle_in_order() -> None:
+    """ca4/README.md: the order, what each target needs and produces, on one screen."""
+    summary = REPO / "ca4" / "README.md"
+    assert summary.exists(), "ca4/README.md (the lifecycle on one screen) is missing"
+    text = summary.read_text()
+    positions = [text.find(t) for t in MAIN_LINE]
+    assert -1 not in positions and positions == sorted(positions), (
+        f"ca4/README.md: the targets {MAIN_LINE} at positions {positions}"
+    )
+    assert len(text.splitlines()) <= 40, "one screen: at most 40 lines"
+    for column in ("needs first", "produces"):
+        assert column in text, f"ca4/README.md has no '{column}' column"
+
+
+def test_the_readme_runs_the_contract_order_with_nothing_in_between() -> None:
+    """The README's bootstrap-to-verify block is the contract's order, with no tunnel or image
+    step the targets do not need (they open their tunnel and load the image themselves)."""
+    readme = (REPO / "README.md").read_text()
+    block = readme[readme.index("## From bare EC2 nodes") :]
+    block = block[: block.index("\n\n**")]
+    steps = re.findall(r"^\s+make (ca4-[a-z0-9-]+)", block, flags=re.MULTILINE)
+    assert steps == [
+        "ca4-bootstrap-k3s",
+        "ca4-platform-setup",
+        "ca4-deploy-edge",
+        "ca4-deploy-monitoring",
+        "ca4-verify-preflight",
+    ], steps
