@@ -72,6 +72,27 @@ local-down: $(VENV)/.bootstrapped ## stop the local stack (data kept in .ca4-loc
 local-clean: $(VENV)/.bootstrapped ## stop the local stack and delete .ca4-local (keeps the download cache)
 	$(NOX) -s stack -- clean
 
+# --- the rehearsal cluster: a real Kubernetes on this machine (README, "Rehearsal cluster") ---
+
+REHEARSAL_PACKAGES ?= containerd runc containernetworking-plugins conntrack iptables ipset iproute2 buildah debootstrap busybox-static openssh-server openssh-client openssl gcc
+
+.PHONY: rehearsal-packages
+rehearsal-packages: ## install the Debian packages the rehearsal cluster needs, if missing
+	scripts/ensure_packages.sh $(REHEARSAL_PACKAGES)
+
+.PHONY: rehearsal-up
+rehearsal-up: $(VENV)/.bootstrapped rehearsal-packages ## build (once, cached) and start the rehearsal cluster; prints its kubeconfig
+	@echo ">> rehearsal-up: Kubernetes from the Go module proxy on nodes in network namespaces (CA4_REHEARSAL_NODES, default 1)"
+	$(NOX) -s rehearsal -- up
+
+.PHONY: rehearsal-down
+rehearsal-down: $(VENV)/.bootstrapped ## stop the rehearsal cluster; remove its namespaces, links, cgroups; restore sysctls
+	$(NOX) -s rehearsal -- down
+
+.PHONY: rehearsal-status
+rehearsal-status: $(VENV)/.bootstrapped ## show each daemon and node of the rehearsal cluster
+	$(NOX) -s rehearsal -- status
+
 .PHONY: local-verify
 local-verify: $(VENV)/.bootstrapped test-packages ## every Gherkin feature against a fresh local stack; reports in reports/
 	$(NOX) -s local

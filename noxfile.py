@@ -113,6 +113,13 @@ def stack(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON, default=False)
+def rehearsal(session: nox.Session) -> None:
+    """The rehearsal cluster CLI: `nox -s rehearsal -- up|down|status|build` (root; make rehearsal-up)."""
+    install(session)
+    session.run("python", "-m", "rehearsal", *(session.posargs or ["--help"]), external=False)
+
+
+@nox.session(python=PYTHON, default=False)
 def demo(session: nox.Session) -> None:
     """Bring the local stack up and push the H200 captures through it (what `make local-demo` runs)."""
     install(session, "test")

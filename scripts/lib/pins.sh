@@ -22,3 +22,12 @@ CA4_GRAFANA_LOCAL_PORT=3000
 CA4_GRAFANA_NODE_PORT=30300
 CA4_PROMETHEUS_LOCAL_PORT=19090
 CA4_PROMETHEUS_NODE_PORT=30090
+
+# The rehearsal cluster (make rehearsal-up): Kubernetes at the patch of the K3s pin above,
+# built from the Go module proxy, with the parts K3s bundles, each at the version named here.
+# Debian's containerd, runc and CNI plugins come from the machine's archive (services/rehearsal).
+CA4_REHEARSAL_KINE_VERSION=v0.17.5
+CA4_REHEARSAL_COREDNS_VERSION=v1.15.0
+CA4_REHEARSAL_LOCAL_PATH_VERSION=v0.0.30
+CA4_REHEARSAL_TRAEFIK_VERSION=v3.7.13
+CA4_REHEARSAL_KUBE_ROUTER_VERSION=v2.1.0

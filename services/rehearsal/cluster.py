@@ -1,0 +1,344 @@
+"""Start, stop and describe the rehearsal cluster: Kubernetes at the K3s pin's patch, on nodes
+in network namespaces behind a bastion (``topology``), reached through a real SSH tunnel.
+
+    up      builds what is missing (once), makes the namespaces, starts sshd on the bastion,
+            containerd on every node, kine (SQLite, K3s's own datastore) and the control
+            plane on node 0, the kubelet and kube-proxy everywhere, CoreDNS; waits for every
+            node Ready; prints the kubeconfig and what runs where.
+    down    stops everything it started (by PID, then what is left in its namespaces and in
+            its nodes' cgroups), deletes the namespaces and links, removes the cgroups,
+            restores the sysctls. The state (datastore, certificates) stays for the next up.
+    status  each daemon and node, in one table.
+
+Every wait is bounded and names what it waited for when it gives up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from local_stack.procs import Process, note, step
+from rehearsal import bastion, configs, controlplane, host, topology
+from rehearsal.build import Builder
+from rehearsal.daemons import LIFETIME_S, WAIT_S, Daemons, RehearsalError
+from rehearsal.images import Buildah, Image
+from rehearsal.pki import Pki
+from rehearsal.topology import API_SERVICE_IP, BASTION_ADDR, DNS_SERVICE_IP, SERVICE_CIDR, Node, Topology
+
+MANIFESTS = Path(__file__).resolve().parent / "manifests"
+DEFAULT_API_PORT = 26443  # this machine's end of the API tunnel (16443 stays free for ca4-tunnels-up)
+BUSYBOX_IMAGE = "localhost/ca4-rehearsal/busybox:1.35"  # Debian's busybox-static: test and helper pods
+USERS = {
+    "admin": ("system:masters",),
+    "system:kube-controller-manager": (),
+    "system:kube-scheduler": (),
+    "system:kube-proxy": (),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the rehearsal keeps its state and how big it is."""
+
+    state: Path
+    cache: Path
+    nodes: int = 1
+    api_port: int = DEFAULT_API_PORT
+
+    @classmethod
+    def from_env(cls, repo: Path, cache: Path) -> Settings:
+        """``CA4_REHEARSAL_DIR`` (default ``.ca4-rehearsal``), ``CA4_REHEARSAL_NODES`` (1-3),
+        ``CA4_REHEARSAL_API_PORT``."""
+        raw = os.environ.get("CA4_REHEARSAL_NODES", "") or "1"
+        if raw not in ("1", "2", "3"):
+            raise RehearsalError(f"CA4_REHEARSAL_NODES={raw}: the rehearsal runs 1 to 3 nodes")
+        state = Path(os.environ.get("CA4_REHEARSAL_DIR", "") or repo / ".ca4-rehearsal").resolve()
+        port = int(os.environ.get("CA4_REHEARSAL_API_PORT", "") or DEFAULT_API_PORT)
+        return cls(state=state, cache=cache, nodes=int(raw), api_port=port)
+
+
+class Cluster(Daemons):
+    """One rehearsal cluster and its state folder."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings.state)
+        self.s = settings
+        self.topology = Topology(self.state, self._recorded_nodes() or settings.nodes)
+        self.pki = Pki(self.state / "pki")
+        self.builder = Builder(settings.cache)
+        self.buildah = Buildah(settings.cache)
+        self.kubeconfig = self.state / "kubeconfig"
+
+    def _recorded_nodes(self) -> int | None:
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            return int(json.loads((self.state / "cluster.json").read_text())["nodes"])
+        return None
+
+    def processes(self) -> list[Process]:
+        """Every daemon this rehearsal may have started, in start order."""
+        nodes = self.topology.nodes
+        names = ["bastion-holder", "bastion-sshd", "api-tunnel"]
+        names += [f"{n.name}-{d}" for n in nodes for d in ("holder", "containerd")]
+        names += ["kine", "kube-apiserver", "kube-controller-manager", "kube-scheduler"]
+        names += [f"{n.name}-{d}" for n in nodes for d in ("kubelet", "kube-proxy")]
+        return [self.proc(n) for n in names]
+
+    # --- up ----------------------------------------------------------------------------------
+
+    def up(self) -> None:
+        """Build what is missing, start everything, wait until every node is Ready."""
+        started = time.monotonic()
+        if self._recorded_nodes() not in (None, self.s.nodes):
+            raise RehearsalError(
+                f"the rehearsal in {self.state} runs {self._recorded_nodes()} node(s); "
+                f"CA4_REHEARSAL_NODES={self.s.nodes} needs 'make rehearsal-down' first"
+            )
+        self.builder.ensure()
+        images = self._images()
+        self.state.mkdir(parents=True, exist_ok=True)
+        (self.state / "cluster.json").write_text(json.dumps({"nodes": self.s.nodes}) + "\n")
+        host.save_sysctls(self.state / "sysctls.json")
+        server = self.topology.nodes[0]
+        with step(f"network: bastion and {self.s.nodes} node namespace(s)"):
+            self.topology.create()
+        with step("certificates and tokens"):
+            nodes = {f"system:node:{n.name}": ("system:nodes",) for n in self.topology.nodes}
+            self.pki.ensure(server.addr, API_SERVICE_IP, USERS | nodes)
+        with step(f"bastion sshd on {BASTION_ADDR}:22, the API tunnel on 127.0.0.1:{self.s.api_port}"):
+            bastion.start(self, self.topology)
+            bastion.tunnel(self, "api-tunnel", self.s.api_port, f"{server.addr}:6443")
+        for node in self.topology.nodes:
+            with step(f"{node.name}: containerd and the images"):
+                self._node_runtime(node, images)
+        with step("kine (SQLite) and the control plane on ca4-node-0"):
+            self._control_plane(server)
+        for node in self.topology.nodes:
+            with step(f"{node.name}: kubelet and kube-proxy"):
+                self._node_agents(node)
+        with step("every node Ready"):
+            self._nodes_ready()
+        with step("CoreDNS"):
+            self._coredns(images["coredns"])
+        note(f"rehearsal cluster up in {time.monotonic() - started:.0f} s")
+        self.print_summary()
+
+    def _images(self) -> dict[str, Image]:
+        p, binary = self.builder.pins, self.builder.binary
+        with step("images: pause, busybox and CoreDNS (buildah, from scratch)"):
+            return {
+                "pause": self.buildah.from_files(
+                    configs.PAUSE_IMAGE, {"/pause": binary("pause")}, ["/pause"]
+                ),
+                "busybox": self.buildah.from_files(
+                    BUSYBOX_IMAGE, {"/bin/busybox": Path("/bin/busybox")}, ["/bin/busybox", "sh"]
+                ),
+                "coredns": self.buildah.from_files(
+                    f"localhost/ca4-rehearsal/coredns:{p.coredns}",
+                    {"/coredns": binary("coredns")},
+                    ["/coredns"],
+                ),
+            }
+
+    def _node_runtime(self, node: Node, images: dict[str, Image]) -> None:
+        for sub in ("var-lib", "var-log", "containerd", "cni-conf"):
+            (node.dir / sub).mkdir(parents=True, exist_ok=True)
+        (node.dir / "containerd.toml").write_text(configs.containerd_config(node))
+        (node.dir / "cni-conf" / "10-ca4.conflist").write_text(configs.cni_config(node))
+        (node.dir / "resolv.conf").write_text("nameserver 127.0.0.1\n")
+        host.make_cgroup(node.cgroup)
+        self.start(f"{node.name}-holder", node.holder_argv(LIFETIME_S))
+        self.wait_holder(f"{node.name}-holder")
+        containerd = self.start(
+            f"{node.name}-containerd",
+            ["containerd", "--config", str(node.dir / "containerd.toml")],
+            join=f"{node.name}-holder",
+        )
+        answers = lambda: self.ctr(node, "version").returncode == 0  # noqa: E731
+        self.wait(f"{node.name}: containerd answering", answers, containerd)
+        for image in images.values():
+            self.import_image(node, image)
+
+    def import_image(self, node: Node, image: Image) -> None:
+        """Import a saved image into the node's containerd, unless it holds it already."""
+        if image.ref in self.ctr(node, "-n", "k8s.io", "images", "ls", "-q").stdout.split():
+            return
+        done = self.ctr(node, "-n", "k8s.io", "images", "import", str(image.tar))
+        if done.returncode != 0:
+            raise RehearsalError(f"{node.name}: importing {image.ref} failed: {done.stderr.strip()[-400:]}")
+
+    def ctr(self, node: Node, *args: str) -> subprocess.CompletedProcess[str]:
+        """``ctr`` against the node's containerd (inside its namespaces)."""
+        pid = self.proc(f"{node.name}-holder").pid()
+        if pid is None:
+            raise RehearsalError(f"{node.name} is not running")
+        argv = ["nsenter", "-t", str(pid), "-m", "-n", "--", "ctr", "-a", configs.CONTAINERD_SOCKET, *args]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+
+    def _control_plane(self, server: Node) -> None:
+        binary, join = self.builder.binary, f"{server.name}-holder"
+        (self.state / "kine").mkdir(exist_ok=True)
+        kine = self.start("kine", controlplane.kine(binary("kine"), self.state), join=join)
+        self.wait("kine on 127.0.0.1:2379", lambda: self._port_in(server, 2379), kine)
+        apiserver = self.start(
+            "kube-apiserver", controlplane.apiserver(binary("kube-apiserver"), self.pki, server), join=join
+        )
+        self.pki.kubeconfig("admin", f"https://127.0.0.1:{self.s.api_port}", self.kubeconfig)
+        self.wait("kube-apiserver /readyz (through the tunnel)", self._api_ready, apiserver)
+        inside = f"https://{server.addr}:6443"
+        cm = self.pki.kubeconfig(
+            "system:kube-controller-manager", inside, self.state / "controller-manager.kc"
+        )
+        sched = self.pki.kubeconfig("system:kube-scheduler", inside, self.state / "scheduler.kc")
+        self.start(
+            "kube-controller-manager",
+            controlplane.controller_manager(binary("kube-controller-manager"), self.pki, cm),
+            join=join,
+        )
+        self.start("kube-scheduler", controlplane.scheduler(binary("kube-scheduler"), sched), join=join)
+        self.kubectl("apply", "-f", str(MANIFESTS / "kubelet-api.yaml"))
+
+    def _node_agents(self, node: Node) -> None:
+        inside = f"https://{self.topology.nodes[0].addr}:6443"
+        kubelet_kc = self.pki.kubeconfig(f"system:node:{node.name}", inside, node.dir / "kubelet.kubeconfig")
+        proxy_kc = self.pki.kubeconfig("system:kube-proxy", inside, node.dir / "kube-proxy.kubeconfig")
+        kubelet_conf = configs.kubelet_config(node, self.pki.path("ca.crt"), node.dir / "resolv.conf")
+        (node.dir / "kubelet.json").write_text(kubelet_conf)
+        (node.dir / "kube-proxy.json").write_text(configs.kube_proxy_config(node, proxy_kc))
+        join = f"{node.name}-holder"
+        kubelet = controlplane.kubelet(self.builder.binary("kubelet"), node, kubelet_kc)
+        self.start(f"{node.name}-kubelet", kubelet, join=join)
+        proxy = [str(self.builder.binary("kube-proxy")), f"--config={node.dir}/kube-proxy.json"]
+        self.start(f"{node.name}-kube-proxy", proxy, join=join)
+
+    def _nodes_ready(self) -> None:
+        for node in self.topology.nodes:
+            kubelet = self.proc(f"{node.name}-kubelet")
+            self.wait(f"{node.name} registered", partial(self.node, node.name), kubelet)
+            if not (self.node(node.name) or {}).get("spec", {}).get("podCIDR"):
+                patch = {"spec": {"podCIDR": node.pod_cidr, "podCIDRs": [node.pod_cidr]}}
+                self.kubectl("patch", "node", node.name, "-p", json.dumps(patch))
+            self.wait(f"{node.name} Ready", partial(self.node_ready, node.name), kubelet)
+
+    def _coredns(self, image: Image) -> None:
+        text = (MANIFESTS / "coredns.yaml").read_text()
+        self.kubectl(
+            "apply", "-f", "-", stdin=text.replace("@IMAGE@", image.ref).replace("@DNS_IP@", DNS_SERVICE_IP)
+        )
+        rollout = ("-n", "kube-system", "rollout", "status", "deployment/coredns", f"--timeout={WAIT_S}s")
+        done = self.kubectl(*rollout, check=False)
+        if done.returncode != 0:
+            pods = self.kubectl("-n", "kube-system", "get", "pods", "-o", "wide", check=False).stdout
+            raise RehearsalError(f"CoreDNS did not become ready in {WAIT_S} s:\n{pods}{done.stderr}")
+
+    # --- talking to it -----------------------------------------------------------------------
+
+    def kubectl(
+        self, *args: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """kubectl with the admin kubeconfig, through the tunnel."""
+        argv = ["kubectl", f"--kubeconfig={self.kubeconfig}", "--request-timeout=20s", *args]
+        done = subprocess.run(
+            argv, input=stdin, capture_output=True, text=True, timeout=WAIT_S + 30, check=False
+        )
+        if check and done.returncode != 0:
+            raise RehearsalError(f"kubectl {' '.join(args[:4])}: {done.stderr.strip()[-600:]}")
+        return done
+
+    def _api_ready(self) -> bool:
+        url = f"https://127.0.0.1:{self.s.api_port}/readyz"
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {self.pki.token('admin')}"})
+        context = ssl.create_default_context(cafile=str(self.pki.path("ca.crt")))
+        try:
+            with urllib.request.urlopen(request, timeout=3, context=context) as resp:  # noqa: S310
+                return int(resp.status) == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def node(self, name: str) -> dict[str, Any] | None:
+        """The Node object, or None before the kubelet registered."""
+        done = self.kubectl("get", "node", name, "-o", "json", check=False)
+        return dict(json.loads(done.stdout)) if done.returncode == 0 else None
+
+    def node_ready(self, name: str) -> bool:
+        """The Node exists and is Ready."""
+        return ready(self.node(name))
+
+    def _port_in(self, node: Node, port: int) -> bool:
+        code = f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=1).close()"
+        return topology.in_ns(node.ns, "python3", "-c", code, check=False).returncode == 0
+
+    # --- down and status ---------------------------------------------------------------------
+
+    def down(self) -> list[str]:
+        """Stop everything, delete namespaces and links, remove cgroups, restore sysctls."""
+        done = [f"stopped {p.name}" for p in reversed(self.processes()) if p.stop(timeout=15)]
+        for node in self.topology.nodes:
+            if killed := host.kill_cgroup(node.cgroup):
+                done.append(f"killed {killed} container process(es) of {node.name}")
+        existing = set(topology.ip("netns", "list", check=False).stdout.split())
+        for ns in (ns for ns in self.topology.namespaces() if ns in existing):
+            pids = topology.ip("netns", "pids", ns, check=False).stdout.split()
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(pid), signal.SIGKILL)
+            if pids:
+                done.append(f"killed {len(pids)} process(es) left in {ns}")
+        self._wait_namespaces_empty()
+        done += self.topology.destroy()
+        for node in self.topology.nodes:
+            if left := host.remove_cgroup(node.cgroup):
+                done.append(f"cgroups still in use: {left}")
+        done += [f"restored {c}" for c in host.restore_sysctls(self.state / "sysctls.json")]
+        (self.state / "cluster.json").unlink(missing_ok=True)
+        return done
+
+    def _wait_namespaces_empty(self, timeout: float = 15) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            existing = set(topology.ip("netns", "list", check=False).stdout.split())
+            names = [ns for ns in self.topology.namespaces() if ns in existing]
+            if not any(topology.ip("netns", "pids", ns, check=False).stdout.split() for ns in names):
+                return
+            time.sleep(0.2)
+
+    def status(self) -> list[tuple[str, str]]:
+        """``(what, state)`` for every daemon, then every node."""
+        rows = [(p.name, f"running, pid {p.pid()}" if p.alive() else "stopped") for p in self.processes()]
+        if self.proc("api-tunnel").alive() and self.kubeconfig.exists():
+            done = self.kubectl("get", "nodes", "-o", "json", check=False)
+            for item in json.loads(done.stdout)["items"] if done.returncode == 0 else []:
+                version = item["status"]["nodeInfo"]["kubeletVersion"]
+                state = f"{'Ready' if ready(item) else 'NotReady'} {version}"
+                rows.append((f"node {item['metadata']['name']}", state))
+        return rows
+
+    def print_summary(self) -> None:
+        """The kubeconfig and what runs where."""
+        server = self.topology.nodes[0]
+        note(f"kubeconfig: {self.kubeconfig}")
+        note(f"  server https://127.0.0.1:{self.s.api_port}: an SSH tunnel through the bastion")
+        note(f"  kubectl --kubeconfig {self.kubeconfig} get nodes -o wide")
+        note(f"bastion    {BASTION_ADDR}  sshd (key {self.state}/ssh/client_ed25519, user root)")
+        for node in self.topology.nodes:
+            role = "kine, kube-apiserver :6443, controller-manager, scheduler, " if node == server else ""
+            note(f"{node.name} {node.addr}  {role}containerd, kubelet, kube-proxy; pods {node.pod_cidr}")
+        note(f"Services {SERVICE_CIDR}, DNS {DNS_SERVICE_IP}; logs in {self.state}/logs")
+        note("stop it with: make rehearsal-down")
+
+
+def ready(node: dict[str, Any] | None) -> bool:
+    """The Node's Ready condition is True."""
+    conditions = (node or {}).get("status", {}).get("conditions", [])
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)

@@ -1,0 +1,97 @@
+"""The control plane's command lines: kine on SQLite (K3s's own datastore), kube-apiserver,
+kube-controller-manager and kube-scheduler, all on node 0, as the K3s server runs them.
+
+Node CIDRs are not allocated by the controller-manager: the rehearsal gives node i
+10.42.i.0/24 itself (the CNI configuration and the routes between nodes use it), and
+writes it into the Node object once the kubelet registered.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rehearsal.pki import Pki
+from rehearsal.topology import SERVICE_CIDR, Node
+
+KINE_ADDRESS = "127.0.0.1:2379"
+
+
+def kine(binary: Path, state: Path) -> list[str]:
+    """kine serving the etcd API on loopback, from a SQLite file in WAL mode."""
+    return [
+        str(binary),
+        "--listen-address",
+        KINE_ADDRESS,
+        "--endpoint",
+        f"sqlite://{state}/kine/state.db?_journal=WAL&cache=shared",
+    ]
+
+
+def apiserver(binary: Path, pki: Pki, server: Node) -> list[str]:
+    """kube-apiserver: Node and RBAC authorization, static tokens, its own CA."""
+    flags = {
+        "etcd-servers": f"http://{KINE_ADDRESS}",
+        "advertise-address": server.addr,
+        "bind-address": "0.0.0.0",  # noqa: S104 - inside node 0's namespace: the node's address and loopback
+        "secure-port": "6443",
+        "service-cluster-ip-range": SERVICE_CIDR,
+        "tls-cert-file": pki.path("apiserver.crt"),
+        "tls-private-key-file": pki.path("apiserver.key"),
+        "client-ca-file": pki.path("ca.crt"),
+        "token-auth-file": pki.path("tokens.csv"),
+        "authorization-mode": "Node,RBAC",
+        "enable-admission-plugins": "NodeRestriction",
+        "service-account-issuer": "https://kubernetes.default.svc.cluster.local",
+        "service-account-key-file": pki.path("sa.pub"),
+        "service-account-signing-key-file": pki.path("sa.key"),
+        "kubelet-client-certificate": pki.path("apiserver-kubelet-client.crt"),
+        "kubelet-client-key": pki.path("apiserver-kubelet-client.key"),
+        "kubelet-preferred-address-types": "InternalIP",
+        "allow-privileged": "true",
+        "profiling": "false",
+        "anonymous-auth": "false",
+    }
+    return [str(binary), *(f"--{k}={v}" for k, v in flags.items())]
+
+
+def controller_manager(binary: Path, pki: Pki, kubeconfig: Path) -> list[str]:
+    """kube-controller-manager with per-controller service accounts; no CIDR allocation."""
+    flags = {
+        "kubeconfig": kubeconfig,
+        "authentication-kubeconfig": kubeconfig,
+        "authorization-kubeconfig": kubeconfig,
+        "service-account-private-key-file": pki.path("sa.key"),
+        "root-ca-file": pki.path("ca.crt"),
+        "cluster-signing-cert-file": pki.path("ca.crt"),
+        "cluster-signing-key-file": pki.path("ca.key"),
+        "use-service-account-credentials": "true",
+        "service-cluster-ip-range": SERVICE_CIDR,
+        "allocate-node-cidrs": "false",
+        "leader-elect": "false",
+        "bind-address": "127.0.0.1",
+    }
+    return [str(binary), *(f"--{k}={v}" for k, v in flags.items())]
+
+
+def scheduler(binary: Path, kubeconfig: Path) -> list[str]:
+    """kube-scheduler."""
+    flags = {
+        "kubeconfig": kubeconfig,
+        "authentication-kubeconfig": kubeconfig,
+        "authorization-kubeconfig": kubeconfig,
+        "leader-elect": "false",
+        "bind-address": "127.0.0.1",
+    }
+    return [str(binary), *(f"--{k}={v}" for k, v in flags.items())]
+
+
+def kubelet(binary: Path, node: Node, kubeconfig: Path) -> list[str]:
+    """The kubelet of one node (its settings are in its config file, see ``configs``)."""
+    flags = {
+        "config": node.dir / "kubelet.json",
+        "kubeconfig": kubeconfig,
+        "hostname-override": node.name,
+        "node-ip": node.addr,
+        "oom-score-adj": "0",
+    }
+    return [str(binary), *(f"--{k}={v}" for k, v in flags.items())]
