@@ -8,14 +8,24 @@
 # the verification toolbox Job set).
 
 # The base is pinned to a full Python release on Debian 12 (the development machines' OS);
-# both stages must name the same one, since the venv links to its interpreter.
-FROM python:3.11.14-slim-bookworm AS build
+# both stages use the same one, since the venv links to its interpreter. BASE_IMAGE swaps
+# it where no registry serves it: the rehearsal cluster passes a Debian 12 image it makes
+# with debootstrap (python3, python3-pip), so this one Dockerfile serves AWS and the rehearsal.
+ARG BASE_IMAGE=python:3.11.14-slim-bookworm
+FROM ${BASE_IMAGE} AS build
 ARG UV_VERSION=0.13.8
+# PIP_BREAK_SYSTEM_PACKAGES: Debian's own Python (the rehearsal's base) refuses pip installs
+# outside a venv (PEP 668); this pip only installs uv into the build stage, which is dropped.
+# UV_SYSTEM_CERTS: uv trusts the base image's certificate store, as pip does, so a build
+# behind a TLS-inspecting proxy needs only its CA in that store (the rehearsal lends the
+# build machine's bundle to the RUN steps).
 ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never \
     UV_PROJECT_ENVIRONMENT=/opt/ca4/venv \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_BREAK_SYSTEM_PACKAGES=1 \
+    UV_SYSTEM_CERTS=1
 RUN pip install --no-cache-dir "uv==${UV_VERSION}"
 WORKDIR /src
 # DocumentDB's TLS CA bundle, fetched before the code is copied so a code change reuses
@@ -23,10 +33,13 @@ WORKDIR /src
 # (tlsCAFile=global-bundle.pem), so it lives in the runtime WORKDIR, where every container
 # of this image starts, the verification toolbox Job included. Pass
 # DOCUMENTDB_CA_BUNDLE_SHA256 to pin the bundle's content as well.
+# DOCUMENTDB_CA_BUNDLE_PEM_B64 (the bundle itself, base64) replaces the download where AWS
+# cannot be reached: the rehearsal passes its database's own CA this way.
 ARG DOCUMENTDB_CA_BUNDLE_URL=https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem
 ARG DOCUMENTDB_CA_BUNDLE_SHA256=""
+ARG DOCUMENTDB_CA_BUNDLE_PEM_B64=""
 COPY scripts/lib/fetch_ca_bundle.py /tmp/fetch_ca_bundle.py
-RUN python /tmp/fetch_ca_bundle.py "${DOCUMENTDB_CA_BUNDLE_URL}" /src/global-bundle.pem "${DOCUMENTDB_CA_BUNDLE_SHA256}"
+RUN python3 /tmp/fetch_ca_bundle.py "${DOCUMENTDB_CA_BUNDLE_URL}" /src/global-bundle.pem "${DOCUMENTDB_CA_BUNDLE_SHA256}" "${DOCUMENTDB_CA_BUNDLE_PEM_B64}"
 
 # the dependency layer changes only with the lock file
 COPY pyproject.toml uv.lock README.md ./
@@ -34,7 +47,7 @@ RUN uv sync --frozen --no-default-groups --no-install-project
 COPY services ./services
 RUN uv sync --frozen --no-default-groups --no-editable
 
-FROM python:3.11.14-slim-bookworm AS runtime
+FROM ${BASE_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="ca4-services" \
       org.opencontainers.image.description="CA4 Processor API and Metadata Worker" \
       org.opencontainers.image.licenses="Apache-2.0"

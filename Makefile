@@ -32,10 +32,12 @@ bootstrap: $(VENV)/.bootstrapped ## create the tool venv (uv + nox)
 
 # Debian packages the tests need (installed only when missing; CI runs as root)
 TEST_PACKAGES ?= prometheus shellcheck openssh-server openssh-client sudo iproute2 openssl curl
+# and the rehearsal cluster's (tests/rehearsal, make rehearsal-up)
+REHEARSAL_PACKAGES ?= containerd runc containernetworking-plugins conntrack iptables ipset iproute2 buildah debootstrap busybox-static openssh-server openssh-client openssl gcc
 
 .PHONY: test-packages
-test-packages: ## install the Debian packages the tests need, if missing
-	scripts/ensure_packages.sh $(TEST_PACKAGES)
+test-packages: ## install the Debian packages the tests need (the rehearsal cluster's too), if missing
+	scripts/ensure_packages.sh $(TEST_PACKAGES) $(REHEARSAL_PACKAGES)
 
 .PHONY: test
 test: $(VENV)/.bootstrapped test-packages ## everything CI runs: lint, unit, integration and the Gherkin features locally
@@ -74,7 +76,6 @@ local-clean: $(VENV)/.bootstrapped ## stop the local stack and delete .ca4-local
 
 # --- the rehearsal cluster: a real Kubernetes on this machine (README, "Rehearsal cluster") ---
 
-REHEARSAL_PACKAGES ?= containerd runc containernetworking-plugins conntrack iptables ipset iproute2 buildah debootstrap busybox-static openssh-server openssh-client openssl gcc
 
 .PHONY: rehearsal-packages
 rehearsal-packages: ## install the Debian packages the rehearsal cluster needs, if missing

@@ -28,6 +28,7 @@ nox.options.sessions = [
     "ssh",
     "monitoring",
     "reliability",
+    "rehearsal_test",
 ]
 
 PYTHON = "3.11"
@@ -110,6 +111,13 @@ def stack(session: nox.Session) -> None:
     """The local stack CLI: `nox -s stack -- up|down|status|demo|clean|env api`."""
     install(session, "test")  # moto[server] is the local S3 endpoint
     session.run("python", "-m", "local_stack", *(session.posargs or ["--help"]), external=False)
+
+
+@nox.session(python=PYTHON)
+def rehearsal_test(session: nox.Session) -> None:
+    """Tests on the rehearsal cluster (root): nodes Ready at the pin, pods, Services, DNS, a clean down."""
+    install(session, "test")
+    session.run("pytest", "tests/rehearsal", *session.posargs)
 
 
 @nox.session(python=PYTHON, default=False)

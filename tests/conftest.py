@@ -55,10 +55,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark each test by its top folder: unit, integration, bdd, reliability or bench."""
+    """Mark each test by its top folder: unit, integration, bdd, reliability, bench or rehearsal."""
     for item in items:
         kind = Path(str(item.fspath)).relative_to(TESTS).parts[0]
-        if kind in ("unit", "integration", "bdd", "reliability", "bench"):
+        if kind in ("unit", "integration", "bdd", "reliability", "bench", "rehearsal"):
             item.add_marker(getattr(pytest.mark, kind))
         if kind == "unit":
             wanted = LIVE_FIXTURES & set(getattr(item, "fixturenames", ()))

@@ -11,6 +11,7 @@ from local_stack.config import default_cache_dir
 from rehearsal.build import BuildError
 from rehearsal.cluster import Cluster, Settings
 from rehearsal.daemons import RehearsalError
+from rehearsal.images import ImageError
 from rehearsal.pins import REPO
 
 
@@ -29,6 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("down", help="stop everything, remove namespaces, links, cgroups; restore sysctls")
     sub.add_parser("status", help="each daemon and node")
     sub.add_parser("build", help="only build the binaries (cached)")
+    sub.add_parser("image", help="build the project's Dockerfile with buildah and load it on every node")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("rehearsal: needs root (network namespaces, mounts, containerd)", file=sys.stderr)
@@ -45,9 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             for what, state in rows:
                 print(f"  {what:32} {state}")
             return 0 if any("running" in s for _, s in rows) else 3
+        elif args.command == "image":
+            print(cluster.project_image().ref)
         else:
             cluster.builder.ensure()
-    except (RehearsalError, BuildError) as exc:
+    except (RehearsalError, BuildError, ImageError) as exc:
         print(f"rehearsal: {exc}", file=sys.stderr)
         return 1
     return 0

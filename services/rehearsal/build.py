@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rehearsal.pins import Pins, pins
 
@@ -72,6 +73,19 @@ class Builder:
             Part("kubernetes", p.kubernetes, (*KUBE_COMMANDS, "pause"), _build_kubernetes),
             Part("kine", p.kine, ("kine",), _go_install("github.com/k3s-io/kine", cgo=True)),
             Part("coredns", p.coredns, ("coredns",), _go_install("github.com/coredns/coredns")),
+            Part(
+                "local-path-provisioner",
+                p.local_path,
+                ("local-path-provisioner",),
+                _go_install("github.com/rancher/local-path-provisioner"),
+            ),
+            Part(
+                "kube-router",
+                p.kube_router,
+                ("kube-router",),
+                _go_install("github.com/cloudnativelabs/kube-router/v2/cmd/kube-router"),
+            ),
+            Part("traefik", p.traefik, ("traefik",), _build_traefik),
         ]
 
     def bin_dir(self, part: Part) -> Path:
@@ -182,30 +196,60 @@ def staging_modules(gomod: str) -> list[str]:
     return sorted(set(re.findall(r"^\s*(k8s\.io/[\w.-]+)\s+=>\s+\./staging/src/", gomod, flags=re.MULTILINE)))
 
 
+def module_replaces(gomod: str) -> list[str]:
+    """A go.mod's replace directives that name another module (``a => b v1``), one per line;
+    those to local paths are left out (they cannot leave the module)."""
+    lines = []
+    for block in re.findall(r"^replace\s*\((.*?)^\)", gomod, flags=re.MULTILINE | re.DOTALL):
+        lines += block.splitlines()
+    lines += re.findall(r"^replace\s+([^(\s].*)$", gomod, flags=re.MULTILINE)
+    out = []
+    for raw in lines:
+        line = raw.split("//")[0].strip()
+        if "=>" in line and not line.split("=>")[1].strip().startswith((".", "/")):
+            out.append(line)
+    return out
+
+
+def wrapper_build(
+    builder: Builder,
+    module: str,
+    version: str,
+    packages: list[str],
+    *,
+    replaces: list[str],
+    out: Path,
+    flags: str,
+) -> dict[str, Any]:
+    """Build ``packages`` of ``module@version`` in a wrapper module that repeats its replace
+    directives (``go install pkg@version`` refuses a module that has any); returns the module's
+    ``go mod download -json`` record."""
+    info: dict[str, Any] = json.loads(builder.go("mod", "download", "-json", f"{module}@{version}"))
+    gomod = Path(str(info["GoMod"])).read_text()
+    go_line = re.search(r"^go (\S+)", gomod, flags=re.MULTILINE)
+    wrapper = builder.scratch / f"wrapper-{module.replace('/', '_')}"
+    wrapper.mkdir(parents=True, exist_ok=True)
+    lines = [
+        f"module ca4.local/rehearsal/{module.rsplit('/', 1)[-1]}",
+        f"go {go_line.group(1) if go_line else '1.24'}",
+        f"require {module} {version}",
+        "replace (",
+        *(f"\t{r}" for r in replaces),
+        ")",
+    ]
+    (wrapper / "go.mod").write_text("\n".join(lines) + "\n")
+    builder.go("build", "-trimpath", f"-ldflags={flags}", "-o", f"{out}/", *packages, cwd=wrapper)
+    return info
+
+
 def _build_kubernetes(builder: Builder, part: Part, out: Path) -> None:
     versions = builder.pins
     info = json.loads(builder.go("mod", "download", "-json", f"k8s.io/kubernetes@{versions.kubernetes}"))
-    gomod = Path(info["GoMod"]).read_text()
-    staging = staging_modules(gomod)
+    staging = staging_modules(Path(info["GoMod"]).read_text())
     if len(staging) < 20:
         raise BuildError(
             f"k8s.io/kubernetes {versions.kubernetes}: only {len(staging)} staging modules found"
         )
-    wrapper = builder.scratch / "kubernetes-wrapper"
-    wrapper.mkdir(parents=True, exist_ok=True)
-    go_line = re.search(r"^go (\S+)", gomod, flags=re.MULTILINE)
-    lines = [
-        "module ca4.local/rehearsal/kubernetes",
-        "",
-        f"go {go_line.group(1) if go_line else '1.24'}",
-        "",
-        f"require k8s.io/kubernetes {versions.kubernetes}",
-        "",
-        "replace (",
-        *(f"\t{m} => {m} {versions.staging}" for m in staging),
-        ")",
-    ]
-    (wrapper / "go.mod").write_text("\n".join(lines) + "\n")
     major, minor = versions.kubernetes.removeprefix("v").split(".")[:2]
     stamp = {
         "gitVersion": versions.kubernetes,
@@ -218,18 +262,32 @@ def _build_kubernetes(builder: Builder, part: Part, out: Path) -> None:
     for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
         flags += [f"-X {package}.{k}={v}" for k, v in stamp.items()]
     packages = [f"k8s.io/kubernetes/cmd/{c}" for c in KUBE_COMMANDS]
-    builder.go("build", "-trimpath", f"-ldflags={' '.join(flags)}", "-o", f"{out}/", *packages, cwd=wrapper)
+    replaces = [f"{m} => {m} {versions.staging}" for m in staging]
+    wrapper_build(
+        builder,
+        "k8s.io/kubernetes",
+        versions.kubernetes,
+        packages,
+        replaces=replaces,
+        out=out,
+        flags=" ".join(flags),
+    )
     # the pause container: Kubernetes ships its C source in the module
     pause_c = Path(info["Dir"]) / "build" / "pause" / "linux" / "pause.c"
-    done = subprocess.run(
-        ["gcc", "-Os", "-static", "-o", str(out / "pause"), str(pause_c)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    argv = ["gcc", "-Os", "-static", "-o", str(out / "pause"), str(pause_c)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     if done.returncode != 0:
         raise BuildError(f"gcc -static {pause_c} failed: {done.stderr.strip()[-800:]}")
+
+
+def _build_traefik(builder: Builder, part: Part, out: Path) -> None:
+    module = "github.com/traefik/traefik/v3"
+    info = json.loads(builder.go("mod", "download", "-json", f"{module}@{part.version}"))
+    replaces = module_replaces(Path(info["GoMod"]).read_text())
+    flags = f"-s -w -X github.com/traefik/traefik/v3/pkg/version.Version={part.version}"
+    wrapper_build(
+        builder, module, part.version, [f"{module}/cmd/traefik"], replaces=replaces, out=out, flags=flags
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,6 +15,7 @@ Every wait is bounded and names what it waited for when it gives up.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -33,18 +34,19 @@ from local_stack.procs import Process, note, step
 from rehearsal import bastion, configs, controlplane, host, topology
 from rehearsal.build import Builder
 from rehearsal.daemons import LIFETIME_S, WAIT_S, Daemons, RehearsalError
-from rehearsal.images import Buildah, Image
+from rehearsal.images import Buildah, DebianBase, Image
 from rehearsal.pki import Pki
 from rehearsal.topology import API_SERVICE_IP, BASTION_ADDR, DNS_SERVICE_IP, SERVICE_CIDR, Node, Topology
 
 MANIFESTS = Path(__file__).resolve().parent / "manifests"
 DEFAULT_API_PORT = 26443  # this machine's end of the API tunnel (16443 stays free for ca4-tunnels-up)
-BUSYBOX_IMAGE = "localhost/ca4-rehearsal/busybox:1.35"  # Debian's busybox-static: test and helper pods
+IMAGE_PREFIX = "localhost/ca4-rehearsal"  # "localhost/": containerd never resolves them on a registry
 USERS = {
     "admin": ("system:masters",),
     "system:kube-controller-manager": (),
     "system:kube-scheduler": (),
     "system:kube-proxy": (),
+    "system:kube-router": (),
 }
 
 
@@ -80,6 +82,7 @@ class Cluster(Daemons):
         self.builder = Builder(settings.cache)
         self.buildah = Buildah(settings.cache)
         self.kubeconfig = self.state / "kubeconfig"
+        self.images: dict[str, Image] = {}
 
     def _recorded_nodes(self) -> int | None:
         with contextlib.suppress(OSError, ValueError, KeyError):
@@ -92,7 +95,7 @@ class Cluster(Daemons):
         names = ["bastion-holder", "bastion-sshd", "api-tunnel"]
         names += [f"{n.name}-{d}" for n in nodes for d in ("holder", "containerd")]
         names += ["kine", "kube-apiserver", "kube-controller-manager", "kube-scheduler"]
-        names += [f"{n.name}-{d}" for n in nodes for d in ("kubelet", "kube-proxy")]
+        names += [f"{n.name}-{d}" for n in nodes for d in ("kubelet", "kube-proxy", "kube-router")]
         return [self.proc(n) for n in names]
 
     # --- up ----------------------------------------------------------------------------------
@@ -125,36 +128,55 @@ class Cluster(Daemons):
         with step("kine (SQLite) and the control plane on ca4-node-0"):
             self._control_plane(server)
         for node in self.topology.nodes:
-            with step(f"{node.name}: kubelet and kube-proxy"):
+            with step(f"{node.name}: kubelet, kube-proxy, kube-router (network policies)"):
                 self._node_agents(node)
         with step("every node Ready"):
             self._nodes_ready()
-        with step("CoreDNS"):
-            self._coredns(images["coredns"])
+        with step("K3s's bundled parts: CoreDNS, local-path (the default StorageClass), Traefik"):
+            self.addon(
+                "coredns.yaml", "deployment/coredns", IMAGE=images["coredns"].ref, DNS_IP=DNS_SERVICE_IP
+            )
+            self.addon(
+                "local-path.yaml",
+                "deployment/local-path-provisioner",
+                IMAGE=images["local-path"].ref,
+                HELPER_IMAGE=images["busybox"].ref,
+            )
+            self.addon("traefik.yaml", "daemonset/traefik", IMAGE=images["traefik"].ref)
         note(f"rehearsal cluster up in {time.monotonic() - started:.0f} s")
         self.print_summary()
 
     def _images(self) -> dict[str, Image]:
-        p, binary = self.builder.pins, self.builder.binary
-        with step("images: pause, busybox and CoreDNS (buildah, from scratch)"):
-            return {
-                "pause": self.buildah.from_files(
-                    configs.PAUSE_IMAGE, {"/pause": binary("pause")}, ["/pause"]
+        """The images of K3s's bundled parts, each ``FROM scratch`` with its binary."""
+        p, binary, build = self.builder.pins, self.builder.binary, self.buildah.from_files
+        busybox = Path("/bin/busybox")  # Debian's busybox-static; /bin/sh for local-path's helper scripts
+        with step("images: pause, busybox, CoreDNS, local-path, Traefik (buildah, from scratch)"):
+            self.images = {
+                "pause": build(f"{IMAGE_PREFIX}/pause:3.10", {"/pause": binary("pause")}, ["/pause"]),
+                "busybox": build(
+                    f"{IMAGE_PREFIX}/busybox:1.35",
+                    {"/bin/busybox": busybox, "/bin/sh": busybox},
+                    ["/bin/sh"],
+                    user="0",  # root, as K3s's: local-path's helper pods make the volume folders
                 ),
-                "busybox": self.buildah.from_files(
-                    BUSYBOX_IMAGE, {"/bin/busybox": Path("/bin/busybox")}, ["/bin/busybox", "sh"]
+                "coredns": build(
+                    f"{IMAGE_PREFIX}/coredns:{p.coredns}", {"/coredns": binary("coredns")}, ["/coredns"]
                 ),
-                "coredns": self.buildah.from_files(
-                    f"localhost/ca4-rehearsal/coredns:{p.coredns}",
-                    {"/coredns": binary("coredns")},
-                    ["/coredns"],
+                "traefik": build(
+                    f"{IMAGE_PREFIX}/traefik:{p.traefik}", {"/traefik": binary("traefik")}, ["/traefik"]
+                ),
+                "local-path": build(
+                    f"{IMAGE_PREFIX}/local-path-provisioner:{p.local_path}",
+                    {"/local-path-provisioner": binary("local-path-provisioner")},
+                    ["/local-path-provisioner"],
                 ),
             }
+        return self.images
 
     def _node_runtime(self, node: Node, images: dict[str, Image]) -> None:
         for sub in ("var-lib", "var-log", "containerd", "cni-conf"):
             (node.dir / sub).mkdir(parents=True, exist_ok=True)
-        (node.dir / "containerd.toml").write_text(configs.containerd_config(node))
+        (node.dir / "containerd.toml").write_text(configs.containerd_config(node, images["pause"].ref))
         (node.dir / "cni-conf" / "10-ca4.conflist").write_text(configs.cni_config(node))
         (node.dir / "resolv.conf").write_text("nameserver 127.0.0.1\n")
         host.make_cgroup(node.cgroup)
@@ -169,6 +191,33 @@ class Cluster(Daemons):
         self.wait(f"{node.name}: containerd answering", answers, containerd)
         for image in images.values():
             self.import_image(node, image)
+
+    def project_image(self) -> Image:
+        """The project's own Dockerfile, built for real with buildah on a Debian 12 base made
+        with debootstrap (BASE_IMAGE), tagged as ``scripts/image_ca4.sh tag`` names it, and
+        imported into every node. The image's DocumentDB CA bundle is the rehearsal's CA."""
+        repo = Path(__file__).resolve().parents[2]
+        done = subprocess.run(
+            [str(repo / "scripts" / "image_ca4.sh"), "tag"],
+            env={**os.environ, "CA4_IMAGE_ALLOW_DIRTY": "1"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RehearsalError(f"scripts/image_ca4.sh tag: {done.stderr.strip()}")
+        ref = done.stdout.strip()
+        with step(f"the project's image {ref} (Dockerfile, buildah, a debootstrap base)"):
+            base = DebianBase(self.buildah).ensure()
+            ca = base64.b64encode(self.pki.path("ca.crt").read_bytes()).decode()
+            image = self.buildah.dockerfile(
+                ref, repo, {"BASE_IMAGE": base, "DOCUMENTDB_CA_BUNDLE_PEM_B64": ca}
+            )
+            for node in self.topology.nodes:
+                self.import_image(node, image)
+        self.images["project"] = image
+        return image
 
     def import_image(self, node: Node, image: Image) -> None:
         """Import a saved image into the node's containerd, unless it holds it already."""
@@ -207,7 +256,8 @@ class Cluster(Daemons):
             join=join,
         )
         self.start("kube-scheduler", controlplane.scheduler(binary("kube-scheduler"), sched), join=join)
-        self.kubectl("apply", "-f", str(MANIFESTS / "kubelet-api.yaml"))
+        for rbac in ("kubelet-api.yaml", "kube-router.yaml"):
+            self.kubectl("apply", "-f", str(MANIFESTS / rbac))
 
     def _node_agents(self, node: Node) -> None:
         inside = f"https://{self.topology.nodes[0].addr}:6443"
@@ -221,6 +271,9 @@ class Cluster(Daemons):
         self.start(f"{node.name}-kubelet", kubelet, join=join)
         proxy = [str(self.builder.binary("kube-proxy")), f"--config={node.dir}/kube-proxy.json"]
         self.start(f"{node.name}-kube-proxy", proxy, join=join)
+        router_kc = self.pki.kubeconfig("system:kube-router", inside, node.dir / "kube-router.kubeconfig")
+        router = controlplane.kube_router(self.builder.binary("kube-router"), node, router_kc)
+        self.start(f"{node.name}-kube-router", router, join=join)
 
     def _nodes_ready(self) -> None:
         for node in self.topology.nodes:
@@ -231,16 +284,25 @@ class Cluster(Daemons):
                 self.kubectl("patch", "node", node.name, "-p", json.dumps(patch))
             self.wait(f"{node.name} Ready", partial(self.node_ready, node.name), kubelet)
 
-    def _coredns(self, image: Image) -> None:
-        text = (MANIFESTS / "coredns.yaml").read_text()
-        self.kubectl(
-            "apply", "-f", "-", stdin=text.replace("@IMAGE@", image.ref).replace("@DNS_IP@", DNS_SERVICE_IP)
+    def addon(self, manifest: str, workload: str, **values: str) -> None:
+        """Apply one of K3s's bundled parts (a file of manifests/, ``@KEY@`` filled from
+        ``values``) and wait for its workload (``deployment/x``, ``daemonset/x``) in kube-system."""
+        text = (MANIFESTS / manifest).read_text()
+        for key, value in values.items():
+            text = text.replace(f"@{key}@", value)
+        self.kubectl("apply", "-f", "-", stdin=text)
+        rollout = (
+            "-n",
+            "kube-system",
+            "rollout",
+            "status",
+            workload,
+            f"--timeout={WAIT_S}s",
         )
-        rollout = ("-n", "kube-system", "rollout", "status", "deployment/coredns", f"--timeout={WAIT_S}s")
         done = self.kubectl(*rollout, check=False)
         if done.returncode != 0:
             pods = self.kubectl("-n", "kube-system", "get", "pods", "-o", "wide", check=False).stdout
-            raise RehearsalError(f"CoreDNS did not become ready in {WAIT_S} s:\n{pods}{done.stderr}")
+            raise RehearsalError(f"{workload} did not become ready in {WAIT_S} s:\n{pods}{done.stderr}")
 
     # --- talking to it -----------------------------------------------------------------------
 

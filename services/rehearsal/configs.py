@@ -20,12 +20,11 @@ from pathlib import Path
 
 from rehearsal.topology import CLUSTER_CIDR, CLUSTER_DOMAIN, DNS_SERVICE_IP, Node
 
-PAUSE_IMAGE = "localhost/ca4-rehearsal/pause:3.10"
 CONTAINERD_SOCKET = "/run/containerd/containerd.sock"
 CNI_BIN_DIR = "/usr/lib/cni"  # Debian's containernetworking-plugins
 
 
-def containerd_config(node: Node) -> str:
+def containerd_config(node: Node, pause_image: str) -> str:
     """containerd 1.6 (config version 2), its store under the node's folder."""
     return f"""version = 2
 root = "{node.dir}/containerd/root"
@@ -36,7 +35,7 @@ oom_score = 0
   address = "{CONTAINERD_SOCKET}"
 
 [plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "{PAUSE_IMAGE}"
+  sandbox_image = "{pause_image}"
   restrict_oom_score_adj = true
   enable_unprivileged_ports = true
   enable_unprivileged_icmp = true

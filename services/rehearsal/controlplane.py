@@ -95,3 +95,18 @@ def kubelet(binary: Path, node: Node, kubeconfig: Path) -> list[str]:
         "oom-score-adj": "0",
     }
     return [str(binary), *(f"--{k}={v}" for k, v in flags.items())]
+
+
+def kube_router(binary: Path, node: Node, kubeconfig: Path) -> list[str]:
+    """kube-router as K3s embeds it: the network policy controller only (iptables and ipsets
+    in the node's namespace); routing and the service proxy are the CNI's and kube-proxy's."""
+    flags = {
+        "run-firewall": "true",
+        "run-router": "false",
+        "run-service-proxy": "false",
+        "kubeconfig": kubeconfig,
+        "hostname-override": node.name,
+        "service-cluster-ip-range": SERVICE_CIDR,
+        "metrics-port": "0",
+    }
+    return [str(binary), *(f"--{k}={v}" for k, v in flags.items())]

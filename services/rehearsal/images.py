@@ -9,6 +9,8 @@ and an ``/etc/cni`` it created is removed afterwards, so this machine keeps no t
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shlex
 import shutil
 import subprocess
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 BUILDAH_TIMEOUT_S = 900
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
 class ImageError(RuntimeError):
@@ -27,7 +30,7 @@ class ImageError(RuntimeError):
 class Image:
     """An image and the tar it is saved in."""
 
-    ref: str  # localhost/ca4-rehearsal/coredns:v1.15.0
+    ref: str  # localhost/ca4-rehearsal/coredns:v1.15.0-<digest of its content>
     tar: Path
 
 
@@ -38,7 +41,8 @@ class Buildah:
         self.root = cache / "rehearsal" / "buildah"
         self.images = cache / "rehearsal" / "images"
 
-    def _run(self, args: Sequence[str], *, what: str) -> str:
+    def run(self, args: Sequence[str], *, what: str) -> str:
+        """One buildah command with the rehearsal's store, in a mount namespace of its own."""
         store = [
             "--root",
             str(self.root / "store"),
@@ -70,19 +74,25 @@ class Buildah:
         return done.stdout.strip()
 
     def from_files(
-        self, ref: str, files: dict[str, Path], entrypoint: Sequence[str], user: str = "65534"
+        self, name: str, files: dict[str, Path], entrypoint: Sequence[str], user: str = "65534"
     ) -> Image:
-        """An image ``FROM scratch`` holding ``files`` (path in the image -> file here), saved as a tar;
-        an image already saved is reused."""
+        """An image ``FROM scratch`` holding ``files`` (path in the image -> file here), saved as a
+        tar. Its tag ends in a digest of what goes in, so a changed binary is a new image (the
+        nodes keep their images across down/up) and the same content is never built twice."""
+        digest = hashlib.sha256(json.dumps([list(entrypoint), user]).encode())
+        for inside, outside in sorted(files.items()):
+            digest.update(inside.encode())
+            digest.update(hashlib.sha256(outside.read_bytes()).digest())
+        ref = f"{name}-{digest.hexdigest()[:10]}"
         tar = self.images / (ref.replace("/", "_").replace(":", "_") + ".tar")
         if tar.exists():
             return Image(ref, tar)
         self.images.mkdir(parents=True, exist_ok=True)
-        container = self._run(["from", "scratch"], what=ref)
+        container = self.run(["from", "scratch"], what=ref)
         try:
             for inside, outside in files.items():
-                self._run(["copy", "--chmod", "0755", container, str(outside), inside], what=ref)
-            self._run(
+                self.run(["copy", "--chmod", "0755", container, str(outside), inside], what=ref)
+            self.run(
                 [
                     "config",
                     "--entrypoint",
@@ -95,18 +105,120 @@ class Buildah:
                 ],
                 what=ref,
             )
-            self._run(["commit", "--quiet", "--rm", container, ref], what=ref)
+            self.run(["commit", "--quiet", "--rm", container, ref], what=ref)
         except ImageError:
-            self._run(["rm", container], what=ref)
+            self.run(["rm", container], what=ref)
             raise
         partial = tar.with_suffix(".partial")
         partial.unlink(missing_ok=True)
-        self._run(["push", "--quiet", ref, f"docker-archive:{partial}:{ref}"], what=ref)
+        self.run(["push", "--quiet", ref, f"docker-archive:{partial}:{ref}"], what=ref)
+        partial.rename(tar)
+        return Image(ref, tar)
+
+    def has(self, ref: str) -> bool:
+        """The image is in buildah's store."""
+        try:
+            self.run(["inspect", "--type", "image", ref], what=ref)
+        except ImageError:
+            return False
+        return True
+
+    def dockerfile(self, ref: str, context: Path, build_args: dict[str, str]) -> Image:
+        """``buildah bud`` of the context's Dockerfile (RUN steps on this machine's network, for
+        PyPI), saved as a tar; the same reference already saved is reused."""
+        tar = self.images / (ref.replace("/", "_").replace(":", "_") + ".tar")
+        if tar.exists():
+            return Image(ref, tar)
+        self.images.mkdir(parents=True, exist_ok=True)
+        args = ["bud", "--quiet", "--isolation", "chroot", "--network", "host", "--pull-never", "--layers"]
+        # the RUN steps trust what this machine trusts (its egress may inspect TLS with its own
+        # CA): its bundle over the image's, for the build only; nothing of it stays in a layer
+        if HOST_CA_BUNDLE.exists():
+            args += ["--volume", f"{HOST_CA_BUNDLE}:{HOST_CA_BUNDLE}:ro"]
+        for key, value in build_args.items():
+            args += ["--build-arg", f"{key}={value}"]
+        self.run([*args, "-t", ref, "-f", str(context / "Dockerfile"), str(context)], what=ref)
+        partial = tar.with_suffix(".partial")
+        partial.unlink(missing_ok=True)
+        self.run(["push", "--quiet", ref, f"docker-archive:{partial}:{ref}"], what=ref)
         partial.rename(tar)
         return Image(ref, tar)
 
 
 def _json_list(items: Sequence[str]) -> str:
-    import json  # noqa: PLC0415
-
     return json.dumps(list(items))
+
+
+def apt_mirror() -> str:
+    """The Debian mirror this machine's apt uses (debootstrap fetches from the same place)."""
+    for source in sorted(Path("/etc/apt/sources.list.d").glob("*.sources")):
+        for line in source.read_text().splitlines():
+            if line.startswith("URIs:") and "security" not in line:
+                return line.split()[1]
+    for line in (
+        Path("/etc/apt/sources.list").read_text().splitlines()
+        if Path("/etc/apt/sources.list").exists()
+        else []
+    ):
+        parts = line.split()
+        if parts[:1] == ["deb"] and len(parts) > 2 and "security" not in parts[1]:
+            return parts[1]
+    return "http://deb.debian.org/debian"
+
+
+class DebianBase:
+    """A Debian 12 image with Python, made with debootstrap from this machine's apt mirror:
+    the base the project's Dockerfile gets as BASE_IMAGE where no registry serves python:slim."""
+
+    SUITE = "bookworm"
+    PACKAGES = ("python3", "python3-pip", "ca-certificates")
+    TIMEOUT_S = 1200
+
+    def __init__(self, buildah: Buildah) -> None:
+        self.buildah = buildah
+
+    def ensure(self) -> str:
+        """The image reference in buildah's store (made once: about 1.5 minutes)."""
+        mirror = apt_mirror()
+        key = hashlib.sha256(json.dumps([self.SUITE, mirror, self.PACKAGES]).encode()).hexdigest()[:10]
+        ref = f"localhost/ca4-rehearsal/debian-python:{self.SUITE}-{key}"
+        if self.buildah.has(ref):
+            return ref
+        rootfs = self.buildah.root / f"rootfs-{key}"
+        shutil.rmtree(rootfs, ignore_errors=True)
+        script = (
+            f"debootstrap --variant=minbase --include={','.join(self.PACKAGES)} "
+            f"{self.SUITE} {shlex.quote(str(rootfs))} {shlex.quote(mirror)}"
+        )
+        # debootstrap mounts /proc and /sys inside the target: in a namespace of its own
+        done = subprocess.run(
+            ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=self.TIMEOUT_S,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise ImageError(
+                f"debootstrap {self.SUITE} from {mirror} failed: {(done.stdout + done.stderr)[-800:]}"
+            )
+        for trimmed in (
+            "dev",
+            "proc",
+            "sys",
+            "var/cache/apt",
+            "var/lib/apt/lists",
+            "usr/share/doc",
+            "usr/share/man",
+        ):
+            target = rootfs / trimmed
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir(parents=True, exist_ok=True)
+        container = self.buildah.run(["from", "scratch"], what=ref)
+        self.buildah.run(["copy", container, str(rootfs), "/"], what=ref)
+        self.buildah.run(
+            ["config", "--cmd", '["/usr/bin/python3"]', "--label", "ca4.rehearsal=true", container], what=ref
+        )
+        self.buildah.run(["commit", "--quiet", "--rm", container, ref], what=ref)
+        shutil.rmtree(rootfs, ignore_errors=True)
+        return ref
