@@ -33,7 +33,7 @@ from typing import Any
 from local_stack.procs import Process, note, step
 from rehearsal import bastion, configs, controlplane, host, topology
 from rehearsal.build import Builder
-from rehearsal.daemons import LIFETIME_S, WAIT_S, Daemons, RehearsalError
+from rehearsal.daemons import LIFETIME_S, WAIT_S, Daemons, RehearsalError, tail
 from rehearsal.images import Buildah, DebianBase, Image
 from rehearsal.pki import Pki
 from rehearsal.topology import API_SERVICE_IP, BASTION_ADDR, DNS_SERVICE_IP, SERVICE_CIDR, Node, Topology
@@ -128,9 +128,9 @@ class Cluster(Daemons):
         with step("kine (SQLite) and the control plane on ca4-node-0"):
             self._control_plane(server)
         for node in self.topology.nodes:
-            with step(f"{node.name}: kubelet, kube-proxy, kube-router (network policies)"):
+            with step(f"{node.name}: kubelet and kube-proxy"):
                 self._node_agents(node)
-        with step("every node Ready"):
+        with step("every node Ready; kube-router (network policies) on each"):
             self._nodes_ready()
         with step("K3s's bundled parts: CoreDNS, local-path (the default StorageClass), Traefik"):
             self.addon(
@@ -271,9 +271,6 @@ class Cluster(Daemons):
         self.start(f"{node.name}-kubelet", kubelet, join=join)
         proxy = [str(self.builder.binary("kube-proxy")), f"--config={node.dir}/kube-proxy.json"]
         self.start(f"{node.name}-kube-proxy", proxy, join=join)
-        router_kc = self.pki.kubeconfig("system:kube-router", inside, node.dir / "kube-router.kubeconfig")
-        router = controlplane.kube_router(self.builder.binary("kube-router"), node, router_kc)
-        self.start(f"{node.name}-kube-router", router, join=join)
 
     def _nodes_ready(self) -> None:
         for node in self.topology.nodes:
@@ -283,6 +280,14 @@ class Cluster(Daemons):
                 patch = {"spec": {"podCIDR": node.pod_cidr, "podCIDRs": [node.pod_cidr]}}
                 self.kubectl("patch", "node", node.name, "-p", json.dumps(patch))
             self.wait(f"{node.name} Ready", partial(self.node_ready, node.name), kubelet)
+            # kube-router identifies its node (and its pod range) at start: only once registered
+            inside = f"https://{self.topology.nodes[0].addr}:6443"
+            router_kc = self.pki.kubeconfig("system:kube-router", inside, node.dir / "kube-router.kubeconfig")
+            router = controlplane.kube_router(self.builder.binary("kube-router"), node, router_kc)
+            started = self.start(f"{node.name}-kube-router", router, join=f"{node.name}-holder")
+            time.sleep(1)
+            if not started.alive():
+                raise RehearsalError(f"{node.name}: kube-router exited at start{tail(started.log_file)}")
 
     def addon(self, manifest: str, workload: str, **values: str) -> None:
         """Apply one of K3s's bundled parts (a file of manifests/, ``@KEY@`` filled from
