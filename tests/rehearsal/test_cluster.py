@@ -34,6 +34,9 @@ def test_service_dns_resolves_inside_a_pod(cluster: Cluster) -> None:
 
 
 def test_a_pod_reaches_another_through_its_service(cluster: Cluster) -> None:
+    """The server on the last node, the client on the first: with more than one node
+    (CA4_REHEARSAL_NODES) the request crosses the nodes' network."""
+    first, last = cluster.topology.nodes[0].name, cluster.topology.nodes[-1].name
     server = {
         "apiVersion": "v1",
         "kind": "List",
@@ -43,6 +46,7 @@ def test_a_pod_reaches_another_through_its_service(cluster: Cluster) -> None:
                 "kind": "Pod",
                 "metadata": {"name": "echo", "namespace": "default", "labels": {"app": "echo"}},
                 "spec": {
+                    "nodeName": last,
                     "containers": [
                         {
                             "name": "httpd",
@@ -73,7 +77,7 @@ def test_a_pod_reaches_another_through_its_service(cluster: Cluster) -> None:
     cluster.kubectl("apply", "-f", "-", stdin=json.dumps(server))
     try:
         cluster.kubectl("wait", "--for=condition=Ready", "pod/echo", "--timeout=90s")
-        phase, log = run_pod(cluster, http_get("echo.default.svc.cluster.local", 80))
+        phase, log = run_pod(cluster, http_get("echo.default.svc.cluster.local", 80), nodeName=first)
         assert phase == "Succeeded" and "rehearsal-ok" in log, f"GET the echo Service: {phase}\n{log}"
     finally:
         cluster.kubectl("delete", "pod,service", "echo", "--wait=false", check=False)
