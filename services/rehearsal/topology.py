@@ -240,6 +240,12 @@ class Topology:
         return removed
 
 
+def busy() -> bool:
+    """Some process still runs in a rehearsal namespace (a live cluster, not a killed one's remains)."""
+    names = [n for n in ip("netns", "list", check=False).stdout.split() if n.startswith(PREFIX)]
+    return any(ip("netns", "pids", n, check=False).stdout.split() for n in names)
+
+
 def check_free(subnet: str) -> None:
     """Refuse a subnet that overlaps a route of this machine (other than the default) or an
     address it resolves names to: our link would capture that traffic."""

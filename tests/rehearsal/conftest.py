@@ -40,9 +40,13 @@ def cluster(before: HostState, tmp_path_factory: pytest.TempPathFactory) -> Iter
         return
     if os.geteuid() != 0:
         pytest.fail("the rehearsal cluster needs root (network namespaces, mounts, containerd)")
-    if running := topology.leftovers() + host.leftover_cgroups(topology.PREFIX):
-        pytest.fail(f"a rehearsal cluster is already running here ({running[:3]}): make rehearsal-down first")
     state = tmp_path_factory.mktemp("rehearsal")
+    if found := topology.leftovers() + host.leftover_cgroups(topology.PREFIX):
+        if topology.busy():
+            pytest.fail(f"a rehearsal cluster is running here ({found[:3]}): make rehearsal-down first")
+        # what a killed run left (its processes ended, e.g. with the CI session before):
+        # namespaces, links and cgroups only, which a down of the largest size removes
+        Cluster(Settings(state=Path(state) / "orphans", cache=default_cache_dir(), nodes=3)).down()
     nodes = int(os.environ.get("CA4_REHEARSAL_NODES", "") or "1")
     it = Cluster(Settings(state=Path(state), cache=default_cache_dir(), nodes=nodes))
     try:

@@ -4,6 +4,7 @@ and a warm up is quick."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from rehearsal.cluster import Cluster
 from tests.rehearsal.hoststate import HostState
@@ -32,7 +33,7 @@ def test_down_leaves_the_machine_as_it_was_and_a_warm_up_is_quick(
 
 def _alive(pid: int) -> bool:
     try:
-        stat = open(f"/proc/{pid}/stat").read()  # noqa: SIM115
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
