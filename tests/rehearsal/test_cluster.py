@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from rehearsal.cluster import Cluster
 from rehearsal.pins import pins
 from rehearsal.topology import API_SERVICE_IP
@@ -83,6 +85,7 @@ def test_a_pod_reaches_another_through_its_service(cluster: Cluster) -> None:
         cluster.kubectl("delete", "pod,service", "echo", "--wait=false", check=False)
 
 
+@pytest.mark.timeout(1200)  # cold: debootstrap and the image's dependencies from PyPI, a few minutes
 def test_the_projects_image_runs_in_a_pod(cluster: Cluster) -> None:
     """The Dockerfile built for real (buildah, a debootstrap Debian 12 base as BASE_IMAGE),
     imported into the nodes' containerd, runs `ca4-api --help` as uid 10001."""
