@@ -117,7 +117,7 @@ def stack(session: nox.Session) -> None:
 def rehearsal_test(session: nox.Session) -> None:
     """Tests on the rehearsal cluster (root): nodes Ready at the pin, pods, Services, DNS, a clean down."""
     install(session, "test")
-    # the binaries first, with their progress lines (about 15 minutes cold, cached after):
+    # the binaries first, with their progress lines (about 20 minutes cold, cached after):
     # not inside a test, where pytest's per-test timeout would cut the build
     session.run("python", "-m", "rehearsal", "build")
     session.run("pytest", "tests/rehearsal", *session.posargs)

@@ -119,7 +119,7 @@ class Builder:
         if not shutil.which("go"):
             raise BuildError("go is not on PATH: the rehearsal cluster is built from the Go module proxy")
         say(
-            f"building {len(missing)} part(s) once into {self.bin_root} (about 10-15 minutes cold on 2 cores)"
+            f"building {len(missing)} part(s) once into {self.bin_root} (about 20 minutes cold on 2 cores)"
         )
         try:
             # two at a time: one downloads or links while the other compiles

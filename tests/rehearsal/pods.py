@@ -36,6 +36,36 @@ def pod_manifest(
     }
 
 
+def httpd_pod(
+    image: str, name: str, namespace: str, labels: dict[str, str], body: str, *, node: str | None = None
+) -> dict[str, Any]:
+    """A busybox httpd on port 8080 serving ``body`` at /, ready once it listens."""
+    script = (
+        f"mkdir -p /tmp/www && echo {body} > /tmp/www/index.html && exec busybox httpd -f -p 8080 -h /tmp/www"
+    )
+    spec: dict[str, Any] = {
+        "containers": [
+            {
+                "name": "httpd",
+                "image": image,
+                "imagePullPolicy": "Never",
+                "command": ["/bin/busybox", "sh", "-c", script],
+                "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1},
+                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+            }
+        ],
+        "volumes": [{"name": "tmp", "emptyDir": {}}],
+    }
+    if node:
+        spec["nodeName"] = node
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": spec,
+    }
+
+
 def http_get(host: str, port: int, path: str = "/") -> str:
     """Shell for a busybox pod: GET ``path`` with nc, printing the answer; exits non-zero when
     the connection fails (5 s). Debian's static busybox ``wget`` crashes in a scratch image

@@ -10,7 +10,7 @@ import pytest
 from rehearsal.cluster import Cluster
 from rehearsal.pins import pins
 from rehearsal.topology import API_SERVICE_IP
-from tests.rehearsal.pods import http_get, run_pod
+from tests.rehearsal.pods import http_get, httpd_pod, run_pod
 
 
 def test_every_node_is_ready_at_the_k3s_pins_kubernetes(cluster: Cluster) -> None:
@@ -43,31 +43,9 @@ def test_a_pod_reaches_another_through_its_service(cluster: Cluster) -> None:
         "apiVersion": "v1",
         "kind": "List",
         "items": [
-            {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {"name": "echo", "namespace": "default", "labels": {"app": "echo"}},
-                "spec": {
-                    "nodeName": last,
-                    "containers": [
-                        {
-                            "name": "httpd",
-                            "image": cluster.images["busybox"].ref,
-                            "imagePullPolicy": "Never",
-                            "command": [
-                                "/bin/busybox",
-                                "sh",
-                                "-c",
-                                "mkdir -p /tmp/www && echo rehearsal-ok > /tmp/www/index.html && "
-                                "exec busybox httpd -f -p 8080 -h /tmp/www",
-                            ],
-                            "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1},
-                            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-                        }
-                    ],
-                    "volumes": [{"name": "tmp", "emptyDir": {}}],
-                },
-            },
+            httpd_pod(
+                cluster.images["busybox"].ref, "echo", "default", {"app": "echo"}, "rehearsal-ok", node=last
+            ),
             {
                 "apiVersion": "v1",
                 "kind": "Service",

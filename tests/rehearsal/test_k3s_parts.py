@@ -11,7 +11,7 @@ import uuid
 from local_stack.config import free_port
 from rehearsal import bastion
 from rehearsal.cluster import Cluster
-from tests.rehearsal.pods import http_get, run_pod
+from tests.rehearsal.pods import http_get, httpd_pod, run_pod
 
 
 def test_local_path_is_the_default_class_and_keeps_data_across_pods(cluster: Cluster) -> None:
@@ -54,30 +54,7 @@ def _server(cluster: Cluster, namespace: str) -> str:
         "kind": "List",
         "items": [
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
-            {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {"name": "server", "namespace": namespace, "labels": {"app": "server"}},
-                "spec": {
-                    "containers": [
-                        {
-                            "name": "httpd",
-                            "image": cluster.images["busybox"].ref,
-                            "imagePullPolicy": "Never",
-                            "command": [
-                                "/bin/busybox",
-                                "sh",
-                                "-c",
-                                "mkdir -p /tmp/www && echo policy-ok > /tmp/www/index.html && "
-                                "exec busybox httpd -f -p 8080 -h /tmp/www",
-                            ],
-                            "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1},
-                            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-                        }
-                    ],
-                    "volumes": [{"name": "tmp", "emptyDir": {}}],
-                },
-            },
+            httpd_pod(cluster.images["busybox"].ref, "server", namespace, {"app": "server"}, "policy-ok"),
         ],
     }
     namespace_object, pod = manifest["items"]
