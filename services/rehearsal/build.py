@@ -118,9 +118,7 @@ class Builder:
             return []
         if not shutil.which("go"):
             raise BuildError("go is not on PATH: the rehearsal cluster is built from the Go module proxy")
-        say(
-            f"building {len(missing)} part(s) once into {self.bin_root} (about 20 minutes cold on 2 cores)"
-        )
+        say(f"building {len(missing)} part(s) once into {self.bin_root} (about 20 minutes cold on 2 cores)")
         try:
             # two at a time: one downloads or links while the other compiles
             with ThreadPoolExecutor(max_workers=BUILD_WORKERS) as pool:
