@@ -11,7 +11,8 @@ import os
 import shutil
 from pathlib import Path
 
-from rehearsal.daemons import LIFETIME_S, Daemons, RehearsalError, port_open, run
+from local_stack.procs import port_open
+from rehearsal.daemons import LIFETIME_S, Daemons, RehearsalError, run
 from rehearsal.topology import BASTION_ADDR, Topology
 
 
@@ -75,18 +76,16 @@ def start(daemons: Daemons, topo: Topology) -> Path:
     sshd = daemons.start(
         "bastion-sshd", ["/usr/sbin/sshd", "-D", "-e", "-f", str(ssh / "sshd_config")], join="bastion-holder"
     )
-    daemons.wait(f"sshd on {BASTION_ADDR}:22", lambda: port_open(BASTION_ADDR, 22), sshd)
+    daemons.wait(f"sshd on {BASTION_ADDR}:22", lambda: port_open(22, BASTION_ADDR), sshd)
     return ssh
 
 
 def tunnel(daemons: Daemons, name: str, local_port: int, target: str) -> None:
     """``ssh -N -L 127.0.0.1:local_port:target`` through the bastion, as a named daemon."""
-    if port_open("127.0.0.1", local_port) and not daemons.proc(name).alive():
+    if port_open(local_port) and not daemons.proc(name).alive():
         raise RehearsalError(
             f"127.0.0.1:{local_port} is taken by another program: free it or set CA4_REHEARSAL_API_PORT"
         )
     argv = [*ssh_options(daemons.state / "ssh"), "-N", "-L", f"127.0.0.1:{local_port}:{target}"]
     proc = daemons.start(name, [*argv, f"root@{BASTION_ADDR}"])
-    daemons.wait(
-        f"the tunnel on 127.0.0.1:{local_port}", lambda: port_open("127.0.0.1", local_port), proc, 30
-    )
+    daemons.wait(f"the tunnel on 127.0.0.1:{local_port}", lambda: port_open(local_port), proc, 30)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -74,15 +73,6 @@ def _comm(pid: int | None) -> str:
         return Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
         return ""
-
-
-def port_open(addr: str, port: int) -> bool:
-    """Something accepts TCP on ``addr:port`` (1 s)."""
-    try:
-        with socket.create_connection((addr, port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def daemon_env() -> dict[str, str]:
