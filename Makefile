@@ -33,7 +33,7 @@ bootstrap: $(VENV)/.bootstrapped ## create the tool venv (uv + nox)
 # Debian packages the tests need (installed only when missing; CI runs as root)
 TEST_PACKAGES ?= prometheus shellcheck openssh-server openssh-client sudo iproute2 openssl curl
 # and the rehearsal cluster's (tests/rehearsal, make rehearsal-up)
-REHEARSAL_PACKAGES ?= containerd runc containernetworking-plugins conntrack iptables ipset iproute2 buildah debootstrap busybox-static openssh-server openssh-client openssl gcc
+REHEARSAL_PACKAGES ?= containerd runc containernetworking-plugins conntrack iptables ipset iproute2 buildah podman debootstrap busybox-static openssh-server openssh-client openssl gcc
 
 .PHONY: test-packages
 test-packages: ## install the Debian packages the tests need (the rehearsal cluster's too), if missing
@@ -89,6 +89,10 @@ rehearsal-up: $(VENV)/.bootstrapped rehearsal-packages ## build (once, cached) a
 .PHONY: rehearsal-down
 rehearsal-down: $(VENV)/.bootstrapped ## stop the rehearsal cluster; remove its namespaces, links, cgroups; restore sysctls
 	$(NOX) -s rehearsal -- down
+
+.PHONY: rehearsal-standins
+rehearsal-standins: $(VENV)/.bootstrapped rehearsal-packages ## build the stand-ins for apache/kafka and prom/prometheus (once) and load them on the rehearsal's nodes
+	$(NOX) -s rehearsal -- standins
 
 .PHONY: rehearsal-status
 rehearsal-status: $(VENV)/.bootstrapped ## show each daemon and node of the rehearsal cluster

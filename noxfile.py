@@ -117,9 +117,10 @@ def stack(session: nox.Session) -> None:
 def rehearsal_test(session: nox.Session) -> None:
     """Tests on the rehearsal cluster (root): nodes Ready at the pin, pods, Services, DNS, a clean down."""
     install(session, "test")
-    # the binaries first, with their progress lines (about 20 minutes cold, cached after):
-    # not inside a test, where pytest's per-test timeout would cut the build
+    # the binaries and the stand-in images first, with their progress lines (cold: about
+    # twenty minutes, cached after): not inside a test, where pytest's per-test timeout would cut them
     session.run("python", "-m", "rehearsal", "build")
+    session.run("python", "-m", "rehearsal", "standins", "--build-only")
     session.run("pytest", "tests/rehearsal", *session.posargs)
 
 

@@ -26,8 +26,12 @@ CA4_PROMETHEUS_NODE_PORT=30090
 # The rehearsal cluster (make rehearsal-up): Kubernetes at the patch of the K3s pin above,
 # built from the Go module proxy, with the parts K3s bundles, each at the version named here.
 # Debian's containerd, runc and CNI plugins come from the machine's archive (services/rehearsal).
+# Kubernetes, Traefik, kube-router and CoreDNS build together in one Go module (as K3s does), so
+# CoreDNS is a release on Kubernetes' client-go minor (0.34). local-path builds on its own: its
+# v0.0.30 imports github.com/Sirupsen/logrus, which collides with the others' sirupsen/logrus,
+# and the checksum database reachable here has no entry for the later v0.0.33.
 CA4_REHEARSAL_KINE_VERSION=v0.17.5
-CA4_REHEARSAL_COREDNS_VERSION=v1.15.0
+CA4_REHEARSAL_COREDNS_VERSION=v1.14.1
 CA4_REHEARSAL_LOCAL_PATH_VERSION=v0.0.30
 CA4_REHEARSAL_TRAEFIK_VERSION=v3.6.12
 CA4_REHEARSAL_KUBE_ROUTER_VERSION=v2.1.0

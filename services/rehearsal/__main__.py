@@ -31,6 +31,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("status", help="each daemon and node")
     sub.add_parser("build", help="only build the binaries (cached)")
     sub.add_parser("image", help="build the project's Dockerfile with buildah and load it on every node")
+    standins = sub.add_parser(
+        "standins",
+        help="build the stand-ins for apache/kafka and prom/prometheus and load them on every node "
+        "(Kafka's jars from Maven Central, Prometheus from its Go module); name those that cannot be had",
+    )
+    standins.add_argument(
+        "--build-only", action="store_true", help="only build them (cached), with no cluster running"
+    )
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("rehearsal: needs root (network namespaces, mounts, containerd)", file=sys.stderr)
@@ -49,6 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0 if any("running" in s for _, s in rows) else 3
         elif args.command == "image":
             print(cluster.project_image().ref)
+        elif args.command == "standins":
+            images = cluster.standin_images(load=not args.build_only)
+            for ref, image in images.items():
+                print(f"{ref} <- {image.ref}")
         else:
             cluster.builder.ensure()
     except (RehearsalError, BuildError, ImageError) as exc:

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from local_stack.procs import port_open
 from rehearsal.daemons import LIFETIME_S, Daemons, RehearsalError, run
-from rehearsal.topology import BASTION_ADDR, Topology
+from rehearsal.topology import BASTION_ADDR, Node, Topology
 
 
-def sshd_config(ssh: Path) -> str:
+def sshd_config(ssh: Path, listen: str = BASTION_ADDR, pid_file: str = "sshd.pid") -> str:
     """Key login only, TCP forwarding on (the tunnels), nothing read from this machine's /etc/ssh."""
     return "\n".join(
         [
-            f"ListenAddress {BASTION_ADDR}",
+            f"ListenAddress {listen}",
             f"HostKey {ssh}/host_ed25519",
             f"AuthorizedKeysFile {ssh}/authorized_keys",
             "PermitRootLogin prohibit-password",
@@ -31,7 +32,7 @@ def sshd_config(ssh: Path) -> str:
             "AllowTcpForwarding yes",
             "GatewayPorts no",
             "X11Forwarding no",
-            f"PidFile {ssh}/sshd.pid",
+            f"PidFile {ssh}/{pid_file}",
             "",
         ]
     )
@@ -78,6 +79,18 @@ def start(daemons: Daemons, topo: Topology) -> Path:
     )
     daemons.wait(f"sshd on {BASTION_ADDR}:22", lambda: port_open(22, BASTION_ADDR), sshd)
     return ssh
+
+
+def start_on_node(daemons: Daemons, node: Node, listening: Callable[[], bool]) -> None:
+    """sshd on a node's own address, as on an EC2 instance: the way ``ca4-bootstrap-k3s`` and
+    ``ca4-image-load`` reach it (``ssh -J`` through the bastion), with the same keys."""
+    ssh = daemons.state / "ssh"
+    config = ssh / f"sshd_config-{node.name}"
+    config.write_text(sshd_config(ssh, node.addr, f"sshd-{node.name}.pid"))
+    sshd = daemons.start(
+        f"{node.name}-sshd", ["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], join=f"{node.name}-holder"
+    )
+    daemons.wait(f"{node.name}: sshd on {node.addr}:22", listening, sshd)
 
 
 def tunnel(daemons: Daemons, name: str, local_port: int, target: str) -> None:

@@ -3,16 +3,24 @@
 Each part lands in ``<cache>/rehearsal/bin/<name>-<version>/`` with a stamp; a part whose
 stamp is there is not built again. The Go module and build caches of a build live in a
 scratch folder deleted afterwards, so the disk cost that stays is the binaries (about
-0.5 GB); a second cold build downloads again.
+0.6 GB); a second cold build downloads again.
+
+Three parts: ``cluster`` (Kubernetes' five commands, Traefik, kube-router's network policy
+controller and CoreDNS with K3s's plugins, one ``go build`` in one wrapper module, as K3s builds
+its one binary from one go.mod, so the libraries they share compile once; ``gomain`` holds the
+two mains that choose what K3s uses of kube-router and CoreDNS), ``kine`` (cgo, for SQLite)
+and ``local-path-provisioner`` (its module cannot join the others, see pins.sh), two at a time.
 
 Kubernetes cannot be built with ``go install k8s.io/kubernetes/cmd/...@vX``: its go.mod
-replaces the 31 staging modules with ``./staging/src/...`` paths. A wrapper module requires
-``k8s.io/kubernetes`` and replaces each of those with its published ``v0.x.y`` release; the
-version is stamped in with ``-ldflags -X`` (else the binaries say ``v0.0.0-master``).
+replaces the 31 staging modules with ``./staging/src/...`` paths. The wrapper module requires
+``k8s.io/kubernetes`` and replaces each of those with its published ``v0.x.y`` release (and
+repeats the other modules' own replace directives); the version is stamped in with
+``-ldflags -X`` (else the binaries say ``v0.0.0-master``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -30,6 +38,7 @@ from rehearsal.pins import Pins, pins
 
 KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy")
 BUILD_TIMEOUT_S = 1800  # one go command; cold on two cores Kubernetes takes about 6 minutes
+GOMAIN = Path(__file__).resolve().parent / "gomain"  # our own main packages (see cluster_modules)
 BUILD_WORKERS = 2  # parts built side by side: one downloads or links while the other compiles
 
 
@@ -71,23 +80,21 @@ class Builder:
     def parts(self) -> list[Part]:
         """Every part of the cluster that comes from the Go module proxy."""
         p = self.pins
+        modules = cluster_modules(p)
+        digest = hashlib.sha256(json.dumps([(m.path, m.version) for m in modules]).encode())
+        for main_go in sorted(GOMAIN.glob("*/main.go")):  # our own mains: a change is a new build
+            digest.update(main_go.read_bytes())
+        binaries = tuple(b for m in modules for b in m.binaries)
         return [
-            # the longest two first, so the short ones fill in beside them
-            Part("kubernetes", p.kubernetes, (*KUBE_COMMANDS, "pause"), _build_kubernetes),
-            Part("traefik", p.traefik, ("traefik",), _build_traefik),
+            # the long one first; kine (cgo, SQLite) builds beside it
+            Part("cluster", f"{p.kubernetes}-{digest.hexdigest()[:8]}", (*binaries, "pause"), _build_cluster),
             Part("kine", p.kine, ("kine",), _go_install("github.com/k3s-io/kine", cgo=True)),
-            Part("coredns", p.coredns, ("coredns",), _go_install("github.com/coredns/coredns")),
+            # on its own: v0.0.30 imports github.com/Sirupsen/logrus (pins.sh says why)
             Part(
                 "local-path-provisioner",
                 p.local_path,
                 ("local-path-provisioner",),
                 _go_install("github.com/rancher/local-path-provisioner"),
-            ),
-            Part(
-                "kube-router",
-                p.kube_router,
-                ("kube-router",),
-                _go_install("github.com/cloudnativelabs/kube-router/v2/cmd/kube-router"),
             ),
         ]
 
@@ -112,13 +119,16 @@ class Builder:
     def ensure(self, only: Sequence[str] = ()) -> list[Part]:
         """Build what is missing (all parts, or those named), two at a time, sharing one module
         and build cache (their Kubernetes client libraries compile once); returns the parts built."""
-        wanted = [p for p in self.parts() if not only or p.name in only]
+        return self.ensure_parts([p for p in self.parts() if not only or p.name in only])
+
+    def ensure_parts(self, wanted: Sequence[Part]) -> list[Part]:
+        """Build those of ``wanted`` that are missing (any part: the stand-in images' too)."""
         missing = [p for p in wanted if not self.built(p)]
         if not missing:
             return []
         if not shutil.which("go"):
             raise BuildError("go is not on PATH: the rehearsal cluster is built from the Go module proxy")
-        say(f"building {len(missing)} part(s) once into {self.bin_root} (about 20 minutes cold on 2 cores)")
+        say(f"building {', '.join(p.key for p in missing)} once into {self.bin_root}")
         try:
             # two at a time: one downloads or links while the other compiles
             with ThreadPoolExecutor(max_workers=BUILD_WORKERS) as pool:
@@ -135,7 +145,11 @@ class Builder:
         tmp = out.with_name(out.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        part.build(self, part, tmp)
+        try:
+            part.build(self, part, tmp)
+        except BuildError as exc:
+            say(f"{part.key} failed (the other builds finish first): {str(exc).splitlines()[0]}")
+            raise
         for name in part.binaries:
             if not (tmp / name).is_file():
                 raise BuildError(f"{part.key}: the build left no {name}")
@@ -221,83 +235,170 @@ def module_replaces(gomod: str) -> list[str]:
     return out
 
 
+@dataclass(frozen=True)
+class Module:
+    """One Go module of the cluster: the main packages built from it, and its version stamp."""
+
+    path: str
+    version: str
+    packages: tuple[str, ...] = ()  # its own main packages, relative to the module
+    stamp: tuple[str, ...] = ()  # -X settings
+    mains: tuple[str, ...] = ()  # ours instead (gomain/NAME/main.go), on the module's packages
+
+    @property
+    def binaries(self) -> tuple[str, ...]:
+        """What ``go build -o DIR/`` names them: the last element of each package path."""
+        return (*(p.rsplit("/", 1)[-1] for p in self.packages), *self.mains)
+
+    @property
+    def imports(self) -> list[str]:
+        """The packages' import paths."""
+        return [f"{self.path}/{p}" for p in self.packages]
+
+
+def cluster_modules(p: Pins) -> list[Module]:
+    """K3s's Go parts, each from its own module at its pin. They are built together in one
+    wrapper module, as K3s builds its one binary from one go.mod: every library they share
+    (client-go, the API types, gRPC, the cloud SDKs) then has one version and compiles once.
+    That is why CoreDNS is pinned at a release on Kubernetes' client-go minor."""
+    kube = "k8s.io/kubernetes"
+    return [
+        Module(kube, p.kubernetes, tuple(f"cmd/{c}" for c in KUBE_COMMANDS)),
+        Module(
+            "github.com/traefik/traefik/v3",
+            p.traefik,
+            ("cmd/traefik",),
+            (f"github.com/traefik/traefik/v3/pkg/version.Version={p.traefik}",),
+        ),
+        # the network policy controller alone, as K3s embeds it (gomain/kube-router)
+        Module(
+            "github.com/cloudnativelabs/kube-router/v2",
+            p.kube_router,
+            stamp=(f"github.com/cloudnativelabs/kube-router/v2/pkg/version.Version={p.kube_router}",),
+            mains=("kube-router",),
+        ),
+        # the plugins of K3s's Corefile only (gomain/coredns); its version is a constant
+        Module("github.com/coredns/coredns", p.coredns, mains=("coredns",)),
+    ]
+
+
+def module_file(builder: Builder, module: str, version: str) -> tuple[dict[str, Any], str]:
+    """``go mod download -json`` of one module version, and its go.mod text."""
+    info: dict[str, Any] = json.loads(builder.go("mod", "download", "-json", f"{module}@{version}"))
+    return info, Path(str(info["GoMod"])).read_text()
+
+
+def go_directive(gomod: str) -> tuple[int, ...]:
+    """A go.mod's ``go 1.25.5`` line as (1, 25, 5); (1, 22) when it has none."""
+    m = re.search(r"^go (\d+(?:\.\d+)*)", gomod, flags=re.MULTILINE)
+    return tuple(int(x) for x in m.group(1).split(".")) if m else (1, 22)
+
+
+def merge_replaces(replaces: list[str]) -> list[str]:
+    """Replace directives of several modules, once each; two that replace the same module
+    differently cannot both hold, and stop the build with both named."""
+    chosen: dict[str, str] = {}
+    for line in replaces:
+        left = line.split("=>")[0].strip()
+        if chosen.setdefault(left, line) != line:
+            raise BuildError(f"two modules replace {left} differently: '{chosen[left]}' and '{line}'")
+    return list(chosen.values())
+
+
 def wrapper_build(
     builder: Builder,
-    module: str,
-    version: str,
+    name: str,
+    requires: list[tuple[str, str]],
     packages: list[str],
     *,
     replaces: list[str],
     out: Path,
     flags: str,
-) -> dict[str, Any]:
-    """Build ``packages`` of ``module@version`` in a wrapper module that repeats its replace
-    directives (``go install pkg@version`` refuses a module that has any); returns the module's
-    ``go mod download -json`` record."""
-    info: dict[str, Any] = json.loads(builder.go("mod", "download", "-json", f"{module}@{version}"))
-    gomod = Path(str(info["GoMod"])).read_text()
-    go_line = re.search(r"^go (\S+)", gomod, flags=re.MULTILINE)
-    wrapper = builder.scratch / f"wrapper-{module.replace('/', '_')}"
+    go: tuple[int, ...] = (1, 24),
+    tags: str = "",
+    mains: Sequence[str] = (),
+) -> None:
+    """Build ``packages`` of the ``requires`` modules, and our own ``mains`` (gomain/NAME), in
+    a wrapper module that repeats their replace directives (``go install pkg@version`` refuses
+    a module that has any)."""
+    wrapper = builder.scratch / f"wrapper-{name}"
     wrapper.mkdir(parents=True, exist_ok=True)
+    for main in mains:
+        (wrapper / "cmd" / main).mkdir(parents=True, exist_ok=True)
+        shutil.copy(GOMAIN / main / "main.go", wrapper / "cmd" / main / "main.go")
+    ours = [f"ca4.local/rehearsal/{name}/cmd/{m}" for m in mains]
     lines = [
-        f"module ca4.local/rehearsal/{module.rsplit('/', 1)[-1]}",
-        f"go {go_line.group(1) if go_line else '1.24'}",
-        f"require {module} {version}",
+        f"module ca4.local/rehearsal/{name}",
+        f"go {'.'.join(map(str, go))}",
+        "require (",
+        *(f"\t{module} {version}" for module, version in requires),
+        ")",
         "replace (",
         *(f"\t{r}" for r in replaces),
         ")",
     ]
     (wrapper / "go.mod").write_text("\n".join(lines) + "\n")
-    builder.go("build", "-trimpath", f"-ldflags={flags}", "-o", f"{out}/", *packages, cwd=wrapper)
-    return info
+    tagged = [f"-tags={tags}"] if tags else []
+    # our mains first, on their own: a mistake in them shows in minutes, not at the end; what
+    # they compile is in the build cache for the rest (the same module graph)
+    for group in (ours, packages) if ours else (packages,):
+        builder.go("build", "-trimpath", *tagged, f"-ldflags={flags}", "-o", f"{out}/", *group, cwd=wrapper)
 
 
-def _build_kubernetes(builder: Builder, part: Part, out: Path) -> None:
-    versions = builder.pins
-    info = json.loads(builder.go("mod", "download", "-json", f"k8s.io/kubernetes@{versions.kubernetes}"))
-    staging = staging_modules(Path(info["GoMod"]).read_text())
-    if len(staging) < 20:
-        raise BuildError(
-            f"k8s.io/kubernetes {versions.kubernetes}: only {len(staging)} staging modules found"
-        )
-    major, minor = versions.kubernetes.removeprefix("v").split(".")[:2]
+def kubernetes_stamp(version: str) -> list[str]:
+    """The -X settings that make the binaries report ``version`` (else ``v0.0.0-master``)."""
+    major, minor = version.removeprefix("v").split(".")[:2]
     stamp = {
-        "gitVersion": versions.kubernetes,
+        "gitVersion": version,
         "gitMajor": major,
         "gitMinor": minor,
         "gitTreeState": "clean",
         "buildDate": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    flags = ["-s", "-w"]
-    for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
-        flags += [f"-X {package}.{k}={v}" for k, v in stamp.items()]
-    packages = [f"k8s.io/kubernetes/cmd/{c}" for c in KUBE_COMMANDS]
-    replaces = [f"{m} => {m} {versions.staging}" for m in staging]
+    return [
+        f"{package}.{k}={v}"
+        for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
+        for k, v in stamp.items()
+    ]
+
+
+def _build_cluster(builder: Builder, part: Part, out: Path) -> None:
+    versions = builder.pins
+    modules = cluster_modules(versions)
+    replaces: list[str] = []
+    go: tuple[int, ...] = (1, 24)
+    kube_dir = None
+    for module in modules:
+        info, gomod = module_file(builder, module.path, module.version)
+        go = max(go, go_directive(gomod))
+        replaces += module_replaces(gomod)
+        if module.path == "k8s.io/kubernetes":
+            kube_dir = Path(info["Dir"])
+            staging = staging_modules(gomod)
+            if len(staging) < 20:
+                raise BuildError(
+                    f"k8s.io/kubernetes {module.version}: only {len(staging)} staging modules found"
+                )
+            replaces += [f"{m} => {m} {versions.staging}" for m in staging]
+    stamps = [*kubernetes_stamp(versions.kubernetes), *(s for m in modules for s in m.stamp)]
     wrapper_build(
         builder,
-        "k8s.io/kubernetes",
-        versions.kubernetes,
-        packages,
-        replaces=replaces,
+        "cluster",
+        [(m.path, m.version) for m in modules],
+        [i for m in modules for i in m.imports],
+        replaces=merge_replaces(replaces),
         out=out,
-        flags=" ".join(flags),
+        flags=" ".join(["-s", "-w", *(f"-X {s}" for s in stamps)]),
+        go=go,
+        mains=[x for m in modules for x in m.mains],
     )
     # the pause container: Kubernetes ships its C source in the module
-    pause_c = Path(info["Dir"]) / "build" / "pause" / "linux" / "pause.c"
+    assert kube_dir is not None
+    pause_c = kube_dir / "build" / "pause" / "linux" / "pause.c"
     argv = ["gcc", "-Os", "-static", "-o", str(out / "pause"), str(pause_c)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     if done.returncode != 0:
         raise BuildError(f"gcc -static {pause_c} failed: {done.stderr.strip()[-800:]}")
-
-
-def _build_traefik(builder: Builder, part: Part, out: Path) -> None:
-    module = "github.com/traefik/traefik/v3"
-    info = json.loads(builder.go("mod", "download", "-json", f"{module}@{part.version}"))
-    replaces = module_replaces(Path(info["GoMod"]).read_text())
-    flags = f"-s -w -X github.com/traefik/traefik/v3/pkg/version.Version={part.version}"
-    wrapper_build(
-        builder, module, part.version, [f"{module}/cmd/traefik"], replaces=replaces, out=out, flags=flags
-    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

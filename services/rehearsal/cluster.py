@@ -36,6 +36,7 @@ from rehearsal.build import Builder
 from rehearsal.daemons import LIFETIME_S, WAIT_S, Daemons, RehearsalError, tail
 from rehearsal.images import Buildah, DebianBase, Image
 from rehearsal.pki import Pki
+from rehearsal.standins import StandIns, missing_note
 from rehearsal.topology import API_SERVICE_IP, BASTION_ADDR, DNS_SERVICE_IP, SERVICE_CIDR, Node, Topology
 
 MANIFESTS = Path(__file__).resolve().parent / "manifests"
@@ -93,7 +94,7 @@ class Cluster(Daemons):
         """Every daemon this rehearsal may have started, in start order."""
         nodes = self.topology.nodes
         names = ["bastion-holder", "bastion-sshd", "api-tunnel"]
-        names += [f"{n.name}-{d}" for n in nodes for d in ("holder", "containerd")]
+        names += [f"{n.name}-{d}" for n in nodes for d in ("holder", "containerd", "sshd")]
         names += ["kine", "kube-apiserver", "kube-controller-manager", "kube-scheduler"]
         names += [f"{n.name}-{d}" for n in nodes for d in ("kubelet", "kube-proxy", "kube-router")]
         return [self.proc(n) for n in names]
@@ -174,8 +175,10 @@ class Cluster(Daemons):
         return self.images
 
     def _node_runtime(self, node: Node, images: dict[str, Image]) -> None:
-        for sub in ("var-lib", "var-log", "containerd", "cni-conf"):
+        for sub in ("var-lib", "var-log", "containerd", "cni-conf", "bin"):
             (node.dir / sub).mkdir(parents=True, exist_ok=True)
+        (node.dir / "bin" / "k3s").write_text(configs.k3s_command())
+        (node.dir / "bin" / "k3s").chmod(0o755)
         (node.dir / "containerd.toml").write_text(configs.containerd_config(node, images["pause"].ref))
         (node.dir / "cni-conf" / "10-ca4.conflist").write_text(configs.cni_config(node))
         (node.dir / "resolv.conf").write_text("nameserver 127.0.0.1\n")
@@ -189,6 +192,7 @@ class Cluster(Daemons):
         )
         answers = lambda: self.ctr(node, "version").returncode == 0  # noqa: E731
         self.wait(f"{node.name}: containerd answering", answers, containerd)
+        bastion.start_on_node(self, node, lambda: self._port_in(node, 22, node.addr))
         for image in images.values():
             self.import_image(node, image)
 
@@ -214,18 +218,104 @@ class Cluster(Daemons):
             image = self.buildah.dockerfile(
                 ref, repo, {"BASE_IMAGE": base, "DOCUMENTDB_CA_BUNDLE_PEM_B64": ca}
             )
-            for node in self.topology.nodes:
-                self.import_image(node, image)
+        with step("scripts/image_ca4.sh load: podman save | ssh -J bastion | k3s ctr import, on each node"):
+            self.image_load(repo)
         self.images["project"] = image
         return image
 
-    def import_image(self, node: Node, image: Image) -> None:
-        """Import a saved image into the node's containerd, unless it holds it already."""
-        if image.ref in self.ctr(node, "-n", "k8s.io", "images", "ls", "-q").stdout.split():
-            return
-        done = self.ctr(node, "-n", "k8s.io", "images", "import", str(image.tar))
+    def live_outputs(self) -> Path:
+        """The Terraform outputs the live scripts read (``CA4_TF_OUTPUTS``), for this rehearsal's
+        hosts: the bastion's address, the nodes' private addresses, the SSH user."""
+        nodes = self.topology.nodes
+        values: dict[str, Any] = {
+            "bastion_public_ip": BASTION_ADDR,
+            "ssh_user": "root",
+            "edge_node_private_ips": [n.addr for n in nodes],
+            "k3s_server_private_ip": nodes[0].addr,
+        }
+        path = self.state / "tf-outputs.json"
+        path.write_text(
+            json.dumps({k: {"value": v, "sensitive": False} for k, v in values.items()}, indent=2)
+        )
+        return path
+
+    def script_env(self) -> dict[str, str]:
+        """What the live scripts get here instead of AWS: configuration only. podman (no daemon)
+        reads the store buildah built into, through this folder's storage.conf."""
+        store = self.buildah.root
+        (self.state / "podman").mkdir(parents=True, exist_ok=True)
+        storage = self.state / "podman" / "storage.conf"
+        storage.write_text(
+            f'[storage]\ndriver = "vfs"\ngraphroot = "{store}/store"\nrunroot = "{store}/run"\n'
+        )
+        engine = self.state / "podman" / "containers.conf"
+        engine.write_text(
+            "[engine]\n"
+            f'tmp_dir = "{self.state}/podman/tmp"\n'
+            'events_logger = "none"\n'
+            'cgroup_manager = "cgroupfs"\n'
+        )
+        return {
+            "CA4_TF_OUTPUTS": str(self.live_outputs()),
+            "CA4_SSH_KEY": str(self.state / "ssh" / "client_ed25519"),
+            "CA4_STATE_DIR": str(self.state / "ca4-state"),
+            "CA4_CONTAINER_CLI": "podman",
+            "CONTAINERS_STORAGE_CONF": str(storage),
+            "CONTAINERS_CONF": str(engine),
+            "CA4_IMAGE_ALLOW_DIRTY": "1",
+        }
+
+    def image_load(self, repo: Path) -> None:
+        """``scripts/image_ca4.sh load``, as ``make ca4-image-load`` runs it, against these nodes.
+        podman writes a cache under /var/lib like buildah: in a mount namespace whose /var/lib is
+        buildah's scratch folder, so this machine keeps no trace."""
+        scratch = self.buildah.root / "var-lib"
+        scratch.mkdir(parents=True, exist_ok=True)
+        script = f"mount --bind {scratch} /var/lib && exec {repo}/scripts/image_ca4.sh load"
+        done = subprocess.run(
+            ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script],
+            env={**os.environ, **self.script_env()},
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+        for line in (done.stdout + done.stderr).strip().splitlines():
+            note(f"  {line}")
         if done.returncode != 0:
-            raise RehearsalError(f"{node.name}: importing {image.ref} failed: {done.stderr.strip()[-400:]}")
+            raise RehearsalError(f"scripts/image_ca4.sh load exited {done.returncode} (its output is above)")
+
+    def standin_images(self, load: bool = True) -> dict[str, Image]:
+        """The stand-ins for the images the manifests pull from public registries (Kafka,
+        Prometheus; ``standins``), built once and (``load``) imported into every node under the
+        manifests' own names; says which ones cannot be had."""
+        repo = Path(__file__).resolve().parents[2]
+        standins = StandIns(repo, self.s.cache, self.builder, self.buildah)
+        with step("stand-in images for apache/kafka and prom/prometheus (Maven, Go, Debian)"):
+            images = standins.images()
+            for node in self.topology.nodes if load else []:
+                for image in images.values():
+                    self.import_image(node, image)
+        for line in missing_note():
+            note(line)
+        self.images.update(images)
+        return images
+
+    def import_image(self, node: Node, image: Image) -> None:
+        """Import a saved image into the node's containerd, unless it holds it already; a
+        stand-in is also tagged with the manifests' name (moved there when rebuilt)."""
+        if image.ref not in self.ctr(node, "-n", "k8s.io", "images", "ls", "-q").stdout.split():
+            done = self.ctr(node, "-n", "k8s.io", "images", "import", str(image.tar))
+            if done.returncode != 0:
+                raise RehearsalError(
+                    f"{node.name}: importing {image.ref} failed: {done.stderr.strip()[-400:]}"
+                )
+        if image.alias:
+            done = self.ctr(node, "-n", "k8s.io", "images", "tag", "--force", image.ref, image.alias)
+            if done.returncode != 0:
+                raise RehearsalError(
+                    f"{node.name}: tagging {image.ref} as {image.alias} failed: {done.stderr.strip()[-400:]}"
+                )
 
     def ctr(self, node: Node, *args: str) -> subprocess.CompletedProcess[str]:
         """``ctr`` against the node's containerd (inside its namespaces)."""
@@ -342,8 +432,8 @@ class Cluster(Daemons):
         """The Node exists and is Ready."""
         return ready(self.node(name))
 
-    def _port_in(self, node: Node, port: int) -> bool:
-        code = f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=1).close()"
+    def _port_in(self, node: Node, port: int, host: str = "127.0.0.1") -> bool:
+        code = f"import socket; socket.create_connection(('{host}', {port}), timeout=1).close()"
         return topology.in_ns(node.ns, "python3", "-c", code, check=False).returncode == 0
 
     # --- down and status ---------------------------------------------------------------------

@@ -146,3 +146,19 @@ def kube_proxy_config(node: Node, kubeconfig: Path) -> str:
         },
         indent=2,
     )
+
+
+def k3s_command() -> str:
+    """``k3s`` on a rehearsal node: the subcommand of K3s's multi-call binary the CA4 scripts run
+    on a node (``sudo k3s ctr -n k8s.io images import -``), on the node's containerd."""
+    return "\n".join(
+        [
+            "#!/bin/sh",
+            "# k3s of a CA4 rehearsal node (services/rehearsal/configs.py): 'k3s ctr' only.",
+            'case "${1:-}" in',
+            f'  ctr) shift; exec ctr --address {CONTAINERD_SOCKET} "$@" ;;',
+            "  *) echo \"k3s ${1:-}: a rehearsal node provides only 'k3s ctr'\" >&2; exit 1 ;;",
+            "esac",
+            "",
+        ]
+    )

@@ -30,8 +30,11 @@ class ImageError(RuntimeError):
 class Image:
     """An image and the tar it is saved in."""
 
-    ref: str  # localhost/ca4-rehearsal/coredns:v1.15.0-<digest of its content>
+    ref: str  # localhost/ca4-rehearsal/coredns:v1.14.1-<digest of its content>
     tar: Path
+    # the name the manifests use, for a stand-in (docker.io/apache/kafka:4.1.1): each node
+    # tags the imported image with it
+    alias: str | None = None
 
 
 class Buildah:
@@ -74,7 +77,12 @@ class Buildah:
         return done.stdout.strip()
 
     def from_files(
-        self, name: str, files: dict[str, Path], entrypoint: Sequence[str], user: str = "65534"
+        self,
+        name: str,
+        files: dict[str, Path],
+        entrypoint: Sequence[str],
+        user: str = "65534",
+        alias: str | None = None,
     ) -> Image:
         """An image ``FROM scratch`` holding ``files`` (path in the image -> file here), saved as a
         tar. Its tag ends in a digest of what goes in, so a changed binary is a new image (the
@@ -86,7 +94,7 @@ class Buildah:
         ref = f"{name}-{digest.hexdigest()[:10]}"
         tar = self.images / (ref.replace("/", "_").replace(":", "_") + ".tar")
         if tar.exists():
-            return Image(ref, tar)
+            return Image(ref, tar, alias)
         self.images.mkdir(parents=True, exist_ok=True)
         container = self.run(["from", "scratch"], what=ref)
         try:
@@ -113,7 +121,7 @@ class Buildah:
         partial.unlink(missing_ok=True)
         self.run(["push", "--quiet", ref, f"docker-archive:{partial}:{ref}"], what=ref)
         partial.rename(tar)
-        return Image(ref, tar)
+        return Image(ref, tar, alias)
 
     def has(self, ref: str) -> bool:
         """The image is in buildah's store."""
@@ -123,12 +131,14 @@ class Buildah:
             return False
         return True
 
-    def dockerfile(self, ref: str, context: Path, build_args: dict[str, str]) -> Image:
+    def dockerfile(
+        self, ref: str, context: Path, build_args: dict[str, str], alias: str | None = None
+    ) -> Image:
         """``buildah bud`` of the context's Dockerfile (RUN steps on this machine's network, for
         PyPI), saved as a tar; the same reference already saved is reused."""
         tar = self.images / (ref.replace("/", "_").replace(":", "_") + ".tar")
         if tar.exists():
-            return Image(ref, tar)
+            return Image(ref, tar, alias)
         self.images.mkdir(parents=True, exist_ok=True)
         args = ["bud", "--quiet", "--isolation", "chroot", "--network", "host", "--pull-never", "--layers"]
         # the RUN steps trust what this machine trusts (its egress may inspect TLS with its own
@@ -142,7 +152,7 @@ class Buildah:
         partial.unlink(missing_ok=True)
         self.run(["push", "--quiet", ref, f"docker-archive:{partial}:{ref}"], what=ref)
         partial.rename(tar)
-        return Image(ref, tar)
+        return Image(ref, tar, alias)
 
 
 def _json_list(items: Sequence[str]) -> str:
@@ -167,27 +177,32 @@ def apt_mirror() -> str:
 
 
 class DebianBase:
-    """A Debian 12 image with Python, made with debootstrap from this machine's apt mirror:
-    the base the project's Dockerfile gets as BASE_IMAGE where no registry serves python:slim."""
+    """A Debian 12 image made with debootstrap from this machine's apt mirror: by default with
+    Python, the base the project's Dockerfile gets as BASE_IMAGE where no registry serves
+    python:slim; with other packages, the base of a stand-in (Java for Kafka)."""
 
     SUITE = "bookworm"
-    PACKAGES = ("python3", "python3-pip", "ca-certificates")
+    PACKAGES = ("python3", "python3-pip")
     TIMEOUT_S = 1200
 
-    def __init__(self, buildah: Buildah) -> None:
+    def __init__(
+        self, buildah: Buildah, name: str = "debian-python", packages: Sequence[str] = PACKAGES
+    ) -> None:
         self.buildah = buildah
+        self.name = name
+        self.packages = (*packages, "ca-certificates")
 
     def ensure(self) -> str:
-        """The image reference in buildah's store (made once: about 1.5 minutes)."""
+        """The image reference in buildah's store (made once: one to three minutes)."""
         mirror = apt_mirror()
-        key = hashlib.sha256(json.dumps([self.SUITE, mirror, self.PACKAGES]).encode()).hexdigest()[:10]
-        ref = f"localhost/ca4-rehearsal/debian-python:{self.SUITE}-{key}"
+        key = hashlib.sha256(json.dumps([self.SUITE, mirror, self.packages]).encode()).hexdigest()[:10]
+        ref = f"localhost/ca4-rehearsal/{self.name}:{self.SUITE}-{key}"
         if self.buildah.has(ref):
             return ref
         rootfs = self.buildah.root / f"rootfs-{key}"
         shutil.rmtree(rootfs, ignore_errors=True)
         script = (
-            f"debootstrap --variant=minbase --include={','.join(self.PACKAGES)} "
+            f"debootstrap --variant=minbase --include={','.join(self.packages)} "
             f"{self.SUITE} {shlex.quote(str(rootfs))} {shlex.quote(mirror)}"
         )
         # debootstrap mounts /proc and /sys inside the target: in a namespace of its own

@@ -24,6 +24,7 @@ DEBIAN_PACKAGES = (
     "ipset",
     "iproute2",
     "buildah",
+    "podman",  # scripts/image_ca4.sh load's CA4_CONTAINER_CLI: save without a daemon
     "debootstrap",
     "busybox-static",
     "openssh-server",

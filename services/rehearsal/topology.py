@@ -122,6 +122,8 @@ class Node:
                 "mount -t tmpfs -o mode=755 ca4rh-run /run",
                 f"mount --bind {self.dir}/var-lib /var/lib",
                 f"mount --bind {self.dir}/var-log /var/log",
+                # the node's own commands (k3s), on the PATH sshd gives a login
+                f"mount --bind {self.dir}/bin /usr/local/sbin",
                 "mkdir -p /run/containerd /run/netns /run/sshd",
                 f"exec sleep {lifetime_s}",
             ]

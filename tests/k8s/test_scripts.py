@@ -63,7 +63,8 @@ def run(
 
 
 def test_shellcheck_passes_on_every_script(objects: list[Obj], tmp_path: Path) -> None:
-    """scripts/*.sh, scripts/lib/*.sh and the scripts inside ConfigMap kafka-cluster."""
+    """scripts/*.sh, scripts/lib/*.sh, the scripts inside ConfigMap kafka-cluster and those of
+    the rehearsal's Kafka stand-in image."""
     if not shutil.which("shellcheck"):
         pytest.fail(
             "shellcheck is not installed (make test installs it: scripts/ensure_packages.sh shellcheck)"
@@ -75,7 +76,9 @@ def test_shellcheck_passes_on_every_script(objects: list[Obj], tmp_path: Path) -
             embedded.append(tmp_path / key)
             embedded[-1].write_text(text)
     assert embedded, "ConfigMap kafka-cluster holds no script"
+    standin = REPO / "services" / "rehearsal" / "standins" / "kafka"
     files = [SCRIPTS / s for s in SHELL_SCRIPTS] + sorted((SCRIPTS / "lib").glob("*.sh")) + embedded
+    files += [standin / "run", *sorted((standin / "bin").glob("*.sh"))]
     assert len(SHELL_SCRIPTS) >= 7, f"scripts/*.sh: {SHELL_SCRIPTS}"
     proc = subprocess.run(
         ["shellcheck", "-x", "--severity=style", *map(str, files)],
