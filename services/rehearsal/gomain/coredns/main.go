@@ -1,6 +1,6 @@
 // CoreDNS with the plugins K3s's Corefile uses, chosen at compile time the way CoreDNS
 // documents (a main that imports coremain and the plugins): the cloud DNS backends (Route 53,
-// Azure, Cloud DNS), etcd, dnstap and the rest stay out of the build.
+// Azure, Cloud DNS), etcd, dnstap and the rest stay out of the build. (import is Caddy's own.)
 package main
 
 import (
@@ -11,7 +11,6 @@ import (
 	_ "github.com/coredns/coredns/plugin/forward"
 	_ "github.com/coredns/coredns/plugin/health"
 	_ "github.com/coredns/coredns/plugin/hosts"
-	_ "github.com/coredns/coredns/plugin/import"
 	_ "github.com/coredns/coredns/plugin/kubernetes"
 	_ "github.com/coredns/coredns/plugin/loadbalance"
 	_ "github.com/coredns/coredns/plugin/log"
