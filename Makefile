@@ -33,7 +33,7 @@ bootstrap: $(VENV)/.bootstrapped ## create the tool venv (uv + nox)
 # Debian packages the tests need (installed only when missing; CI runs as root)
 TEST_PACKAGES ?= prometheus shellcheck openssh-server openssh-client sudo iproute2 openssl curl
 # and the rehearsal cluster's (tests/rehearsal, make rehearsal-up)
-REHEARSAL_PACKAGES ?= containerd runc containernetworking-plugins conntrack iptables ipset iproute2 buildah podman debootstrap busybox-static openssh-server openssh-client openssl gcc
+REHEARSAL_PACKAGES ?= containerd runc containernetworking-plugins conntrack iptables ipset iproute2 buildah podman debootstrap busybox-static openssh-server openssh-client openssl gcc sudo
 
 .PHONY: test-packages
 test-packages: ## install the Debian packages the tests need (the rehearsal cluster's too), if missing

@@ -39,6 +39,9 @@ from rehearsal.pins import Pins, pins
 KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy")
 BUILD_TIMEOUT_S = 1800  # one go command; cold on two cores Kubernetes takes about 6 minutes
 GOMAIN = Path(__file__).resolve().parent / "gomain"  # our own main packages (see cluster_modules)
+# The binaries are stripped (-ldflags -s -w): the compiler need not write DWARF either, about
+# 10 % of a cold build's CPU (measured on client-go), with no change to what runs.
+GCFLAGS = "-gcflags=all=-dwarf=false"
 BUILD_WORKERS = 2  # parts built side by side: one downloads or links while the other compiles
 
 
@@ -174,6 +177,9 @@ class Builder:
             GOTOOLCHAIN="local",
             GOFLAGS="-mod=mod",
             CGO_ENABLED="1" if cgo else "0",
+            # the compiler's heap may grow 4x before it collects: about 7 % less CPU for the
+            # build (measured on client-go), a few GB more memory at its peak
+            GOGC="400",
         )
         return env
 
@@ -206,6 +212,7 @@ def _go_install(module: str, cgo: bool = False) -> Callable[[Builder, Part, Path
         builder.go(
             "install",
             "-trimpath",
+            GCFLAGS,
             "-ldflags=-s -w",
             f"{module}@{part.version}",
             cgo=cgo,
@@ -342,7 +349,9 @@ def wrapper_build(
     # our mains first, on their own: a mistake in them shows in minutes, not at the end; what
     # they compile is in the build cache for the rest (the same module graph)
     for group in (ours, packages) if ours else (packages,):
-        builder.go("build", "-trimpath", *tagged, f"-ldflags={flags}", "-o", f"{out}/", *group, cwd=wrapper)
+        builder.go(
+            "build", "-trimpath", GCFLAGS, *tagged, f"-ldflags={flags}", "-o", f"{out}/", *group, cwd=wrapper
+        )
 
 
 def kubernetes_stamp(version: str) -> list[str]:

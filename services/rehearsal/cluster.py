@@ -19,6 +19,7 @@ import base64
 import contextlib
 import json
 import os
+import shutil
 import signal
 import ssl
 import subprocess
@@ -109,6 +110,7 @@ class Cluster(Daemons):
                 f"the rehearsal in {self.state} runs {self._recorded_nodes()} node(s); "
                 f"CA4_REHEARSAL_NODES={self.s.nodes} needs 'make rehearsal-down' first"
             )
+        require_commands()
         self.builder.ensure()
         images = self._images()
         self.state.mkdir(parents=True, exist_ok=True)
@@ -493,6 +495,37 @@ class Cluster(Daemons):
             note(f"{node.name} {node.addr}  {role}containerd, kubelet, kube-proxy; pods {node.pod_cidr}")
         note(f"Services {SERVICE_CIDR}, DNS {DNS_SERVICE_IP}; logs in {self.state}/logs")
         note("stop it with: make rehearsal-down")
+
+
+# what up runs on this machine or on a node, each from a Debian package of DEBIAN_PACKAGES
+COMMANDS = {
+    "containerd": "containerd",
+    "runc": "runc",
+    "/usr/lib/cni/bridge": "containernetworking-plugins",
+    "conntrack": "conntrack",
+    "iptables": "iptables",
+    "ipset": "ipset",
+    "ip": "iproute2",
+    "buildah": "buildah",
+    "podman": "podman",
+    "/bin/busybox": "busybox-static",
+    "/usr/sbin/sshd": "openssh-server",
+    "ssh": "openssh-client",
+    "openssl": "openssl",
+    "gcc": "gcc",
+    "sudo": "sudo",
+    "kubectl": "kubectl (not a Debian package here: https://kubernetes.io/docs/tasks/tools/)",
+}
+
+
+def require_commands() -> None:
+    """Stop before anything starts when a command is missing, naming its package."""
+    missing = sorted({pkg for cmd, pkg in COMMANDS.items() if not (shutil.which(cmd) or Path(cmd).exists())})
+    if missing:
+        raise RehearsalError(
+            f"missing on this machine: {', '.join(missing)}; "
+            "'make rehearsal-packages' installs the Debian ones"
+        )
 
 
 def ready(node: dict[str, Any] | None) -> bool:

@@ -29,6 +29,7 @@ DEBIAN_PACKAGES = (
     "busybox-static",
     "openssh-server",
     "openssh-client",
+    "sudo",  # the live scripts run 'sudo -n k3s ...' on a node, as on AWS
 )
 
 
