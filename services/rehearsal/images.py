@@ -9,6 +9,7 @@ and an ``/etc/cni`` it created is removed afterwards, so this machine keeps no t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shlex
@@ -121,7 +122,22 @@ class Buildah:
         partial.unlink(missing_ok=True)
         self.run(["push", "--quiet", ref, f"docker-archive:{partial}:{ref}"], what=ref)
         partial.rename(tar)
+        self.prune(ref, tar)
         return Image(ref, tar, alias)
+
+    def prune(self, ref: str, keep: Path) -> None:
+        """Drop the saved tars and the store's tags of the same image at other tags (an earlier
+        commit's project image, a rebuilt stand-in): the cache holds one of each, not a history."""
+        repo = ref.rsplit(":", 1)[0]
+        prefix = repo.replace("/", "_").replace(":", "_") + "_"
+        for old in self.images.glob(f"{prefix}*.tar"):
+            if old != keep:
+                old.unlink(missing_ok=True)
+        listed = self.run(["images", "--format", "{{.Name}}:{{.Tag}}"], what="buildah images")
+        for other in listed.split():
+            if other.rsplit(":", 1)[0] == repo and other != ref:
+                with contextlib.suppress(ImageError):
+                    self.run(["rmi", other], what=other)
 
     def has(self, ref: str) -> bool:
         """The image is in buildah's store."""
@@ -152,6 +168,7 @@ class Buildah:
         partial.unlink(missing_ok=True)
         self.run(["push", "--quiet", ref, f"docker-archive:{partial}:{ref}"], what=ref)
         partial.rename(tar)
+        self.prune(ref, tar)
         return Image(ref, tar, alias)
 
 

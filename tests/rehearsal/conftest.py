@@ -2,8 +2,8 @@
 
 It needs root (namespaces, mounts, containerd) and the Debian packages of ``make
 rehearsal-packages``; ``make test`` installs them. Building the binaries the first time takes
-about twenty minutes on two cores, in the nox session before pytest (cached in
-~/.cache/ca4/rehearsal afterwards).
+about 12 minutes on two cores (the stand-in images about 5 more), in the nox session before
+pytest (cached in ~/.cache/ca4/rehearsal afterwards).
 """
 
 from __future__ import annotations
