@@ -118,7 +118,7 @@ def rehearsal_test(session: nox.Session) -> None:
     """Tests on the rehearsal cluster (root): nodes Ready at the pin, pods, Services, DNS, a clean down."""
     install(session, "test")
     # the binaries and the stand-in images first, with their progress lines (cold: about
-    # 17 minutes on two cores, cached after): not inside a test, where pytest's per-test timeout would cut them
+    # 17 minutes on two cores, cached after): not inside a test, whose timeout would cut them
     session.run("python", "-m", "rehearsal", "build")
     session.run("python", "-m", "rehearsal", "standins", "--build-only")
     session.run("pytest", "tests/rehearsal", *session.posargs)
