@@ -31,7 +31,13 @@ def libs_dir(cfg: StackConfig) -> Path:
 
 def ensure_jars(cfg: StackConfig) -> Path:
     """Fetch the broker's classpath once; later runs reuse the cache."""
-    libs = libs_dir(cfg)
+    return maven_jars(KAFKA_POM, libs_dir(cfg), "kafka_2.13", cfg.cache_dir / "logs" / "mvn-kafka.log")
+
+
+def maven_jars(pom: Path, libs: Path, must_have: str, log_file: Path) -> Path:
+    """``mvn dependency:copy-dependencies`` of ``pom`` into ``libs`` once (a marker file says it
+    completed); ``must_have`` is the jar name prefix that proves it fetched what it should. The
+    rehearsal's Kafka image fetches its classpath the same way."""
     if (libs / COMPLETE_MARKER).exists():
         return libs
     mvn = prereqs.require("mvn", "fetching Kafka's jars")
@@ -43,16 +49,16 @@ def ensure_jars(cfg: StackConfig) -> Path:
                 "-B",
                 "-q",
                 "-f",
-                str(KAFKA_POM),
+                str(pom),
                 "dependency:copy-dependencies",
                 f"-DoutputDirectory={libs}",
                 "-DincludeScope=runtime",
             ],
             "mvn dependency:copy-dependencies",
-            log_file=cfg.cache_dir / "logs" / "mvn-kafka.log",
+            log_file=log_file,
         )
-        if not any(libs.glob("kafka_2.13-*.jar")):
-            raise StackError(f"Maven finished but {libs} has no kafka_2.13 jar")
+        if not any(libs.glob(f"{must_have}-*.jar")):
+            raise StackError(f"Maven finished but {libs} has no {must_have} jar")
         (libs / COMPLETE_MARKER).write_text(kafka_version() + "\n")
     return libs
 

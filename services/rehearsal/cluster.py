@@ -36,6 +36,7 @@ from rehearsal import bastion, configs, controlplane, host, topology
 from rehearsal.build import Builder
 from rehearsal.daemons import LIFETIME_S, WAIT_S, Daemons, RehearsalError, tail
 from rehearsal.images import Buildah, DebianBase, Image
+from rehearsal.pins import DEBIAN_COMMANDS
 from rehearsal.pki import Pki
 from rehearsal.standins import StandIns, missing_note
 from rehearsal.topology import API_SERVICE_IP, BASTION_ADDR, DNS_SERVICE_IP, SERVICE_CIDR, Node, Topology
@@ -497,30 +498,10 @@ class Cluster(Daemons):
         note("stop it with: make rehearsal-down")
 
 
-# what up runs on this machine or on a node, each from a Debian package of DEBIAN_PACKAGES
-COMMANDS = {
-    "containerd": "containerd",
-    "runc": "runc",
-    "/usr/lib/cni/bridge": "containernetworking-plugins",
-    "conntrack": "conntrack",
-    "iptables": "iptables",
-    "ipset": "ipset",
-    "ip": "iproute2",
-    "buildah": "buildah",
-    "podman": "podman",
-    "/bin/busybox": "busybox-static",
-    "/usr/sbin/sshd": "openssh-server",
-    "ssh": "openssh-client",
-    "openssl": "openssl",
-    "gcc": "gcc",
-    "sudo": "sudo",
-    "kubectl": "kubectl (not a Debian package here: https://kubernetes.io/docs/tasks/tools/)",
-}
-
-
 def require_commands() -> None:
     """Stop before anything starts when a command is missing, naming its package."""
-    missing = sorted({pkg for cmd, pkg in COMMANDS.items() if not (shutil.which(cmd) or Path(cmd).exists())})
+    needed = {**DEBIAN_COMMANDS, "kubectl": "kubectl (https://kubernetes.io/docs/tasks/tools/)"}
+    missing = sorted({pkg for cmd, pkg in needed.items() if not (shutil.which(cmd) or Path(cmd).exists())})
     if missing:
         raise RehearsalError(
             f"missing on this machine: {', '.join(missing)}; "

@@ -14,23 +14,27 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 PINS_FILE = REPO / "scripts" / "lib" / "pins.sh"
 
-# from Debian's archive, as the machine's apt serves them (REHEARSAL.md lists the versions seen)
-DEBIAN_PACKAGES = (
-    "containerd",
-    "runc",
-    "containernetworking-plugins",
-    "conntrack",
-    "iptables",
-    "ipset",
-    "iproute2",
-    "buildah",
-    "podman",  # scripts/image_ca4.sh load's CA4_CONTAINER_CLI: save without a daemon
-    "debootstrap",
-    "busybox-static",
-    "openssh-server",
-    "openssh-client",
-    "sudo",  # the live scripts run 'sudo -n k3s ...' on a node, as on AWS
-)
+# What the rehearsal runs, here or on a node (command or path -> its Debian package, as the
+# machine's apt serves it; REHEARSAL.md lists the versions seen). `make rehearsal-packages`
+# installs these packages (a unit test keeps the Makefile's list and this one the same).
+DEBIAN_COMMANDS = {
+    "containerd": "containerd",
+    "runc": "runc",
+    "/usr/lib/cni/bridge": "containernetworking-plugins",
+    "conntrack": "conntrack",
+    "iptables": "iptables",
+    "ipset": "ipset",
+    "ip": "iproute2",
+    "buildah": "buildah",
+    "podman": "podman",  # scripts/image_ca4.sh load's CA4_CONTAINER_CLI: save without a daemon
+    "debootstrap": "debootstrap",
+    "/bin/busybox": "busybox-static",
+    "/usr/sbin/sshd": "openssh-server",
+    "ssh": "openssh-client",
+    "openssl": "openssl",
+    "gcc": "gcc",
+    "sudo": "sudo",  # the live scripts run 'sudo -n k3s ...' on a node, as on AWS
+}
 
 
 @cache

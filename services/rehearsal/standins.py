@@ -19,11 +19,12 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from local_stack.kafka import COMPLETE_MARKER, maven_jars
+from local_stack.procs import StackError
 from rehearsal.build import (
     Builder,
     BuildError,
@@ -31,13 +32,11 @@ from rehearsal.build import (
     go_directive,
     module_file,
     module_replaces,
-    say,
     wrapper_build,
 )
-from rehearsal.images import Buildah, DebianBase, Image, ImageError
+from rehearsal.images import Buildah, DebianBase, Image
 
 STANDINS = Path(__file__).resolve().parent / "standins"
-MVN_TIMEOUT_S = 900
 
 # The distribution's bin/ wrappers of the command-line tools: script -> main class (Kafka 4.1).
 KAFKA_TOOLS = {
@@ -134,7 +133,7 @@ class StandIns:
         shutil.rmtree(context, ignore_errors=True)
         shutil.copytree(STANDINS / "kafka", context, ignore=shutil.ignore_patterns("pom.xml"))
         shutil.copytree(
-            libs, context / "libs", ignore=shutil.ignore_patterns(".complete"), copy_function=_link
+            libs, context / "libs", ignore=shutil.ignore_patterns(COMPLETE_MARKER), copy_function=_link
         )
         for script, main_class in KAFKA_TOOLS.items():
             (context / "bin" / script).write_text(kafka_tool_script(main_class))
@@ -153,20 +152,10 @@ class StandIns:
 
     def _kafka_jars(self, pom: Path, version: str) -> Path:
         libs = self.cache / "rehearsal" / f"kafka-{version}-image-libs"
-        if (libs / ".complete").exists():
-            return libs
-        mvn = shutil.which("mvn")
-        if not mvn:
-            raise BuildError("mvn is not on PATH: the Kafka image's jars come from Maven Central")
-        say(f"fetching Kafka {version}'s jars and tools from Maven Central into {libs}")
-        shutil.rmtree(libs, ignore_errors=True)
-        argv = [mvn, "-B", "-q", "-f", str(pom), "dependency:copy-dependencies"]
-        argv += [f"-DoutputDirectory={libs}", "-DincludeScope=runtime"]
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=MVN_TIMEOUT_S, check=False)
-        if done.returncode != 0 or not (libs / f"kafka-tools-{version}.jar").exists():
-            raise BuildError(f"mvn dependency:copy-dependencies for {pom} failed: {done.stdout[-800:]}")
-        (libs / ".complete").write_text(version + "\n")
-        return libs
+        try:
+            return maven_jars(pom, libs, "kafka-tools", self.cache / "logs" / "mvn-kafka-image.log")
+        except StackError as exc:
+            raise BuildError(str(exc)) from None
 
     def prometheus(self, ref: str) -> Image:
         """``prom/prometheus:VERSION`` from its Go module, the binary at the image's path."""
@@ -244,6 +233,3 @@ def _release(module_version: str) -> str:
 def missing_note() -> list[str]:
     """One line per image that cannot be had, for the start-up output."""
     return [f"{ref}: not available here ({why})" for ref, why in UNAVAILABLE.items()]
-
-
-__all__ = ["KAFKA_TOOLS", "UNAVAILABLE", "ImageError", "StandIns", "missing_note"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from rehearsal import build
-from rehearsal.pins import Pins, pins
+from rehearsal.pins import DEBIAN_COMMANDS, REPO, Pins, pins
 
 
 def test_the_cluster_part_holds_every_binary_the_cluster_starts_and_one_per_name() -> None:
@@ -62,3 +62,11 @@ def test_module_replaces_keep_module_targets_and_drop_local_paths() -> None:
         "cloud.google.com/go => cloud.google.com/go v0.123.0",
     ]
     assert build.staging_modules(gomod) == ["k8s.io/api"]
+
+
+def test_make_rehearsal_packages_installs_every_package_up_checks_for() -> None:
+    line = next(
+        ln for ln in (REPO / "Makefile").read_text().splitlines() if ln.startswith("REHEARSAL_PACKAGES ?=")
+    )
+    listed = set(line.split("?=", 1)[1].split())
+    assert set(DEBIAN_COMMANDS.values()) == listed, (sorted(DEBIAN_COMMANDS.values()), sorted(listed))
