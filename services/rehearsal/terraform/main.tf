@@ -1,0 +1,3 @@
+locals {
+  database_name = "ca4"
+}
