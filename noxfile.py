@@ -126,8 +126,9 @@ def rehearsal_test(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def rehearsal(session: nox.Session) -> None:
-    """The rehearsal cluster CLI: `nox -s rehearsal -- up|down|status|build` (root; make rehearsal-up)."""
-    install(session)
+    """The rehearsal cluster CLI: `nox -s rehearsal -- up|down|status|build` (root; make rehearsal-up).
+    The test group brings moto and boto3: the S3 stand-in runs from this venv."""
+    install(session, "test")
     session.run("python", "-m", "rehearsal", *(session.posargs or ["--help"]), external=False)
 
 

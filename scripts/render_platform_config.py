@@ -4,7 +4,8 @@
 Writes, under --out (default rendered/, gitignored; files mode 600, folders 700):
 
   platform/ca4-mongo-credentials.yaml   Secret: MONGO_URI, MONGO_DATABASE
-  platform/ca4-s3-config.yaml           Secret: S3_BUCKET, S3_REGION, S3_PREFIX, ARCHIVE_ENABLED
+  platform/ca4-s3-config.yaml           Secret: S3_BUCKET, S3_REGION, S3_PREFIX, ARCHIVE_ENABLED (and
+                                        S3_ENDPOINT_URL with --s3-endpoint-url: an S3-compatible store)
   platform/ca4-edge-api-config.yaml     Secret: EDGE_API_URL, API_TOKENS (sha256 digests only),
                                         KAFKA_BOOTSTRAP_SERVERS, KAFKA_TOPIC
   platform/kustomization.yaml           manifests/platform + those Secrets, Kafka sized to --kafka-brokers
@@ -150,7 +151,17 @@ def secret(name: str, component: str, data: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def secrets(outputs: dict[str, Any], tokens: list[str], brokers: int) -> dict[str, str]:
+def check_endpoint(url: str) -> str:
+    """An S3 endpoint other than AWS's own: https only (the archive carries every event)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname or parts.path not in ("", "/") or parts.query:
+        raise RenderError(f"--s3-endpoint-url {url!r} is not an https://host[:port] URL")
+    return url.rstrip("/")
+
+
+def secrets(
+    outputs: dict[str, Any], tokens: list[str], brokers: int, s3_endpoint: str | None = None
+) -> dict[str, str]:
     """The three Secrets of DESIGN.md's configuration contract, by file name."""
     mongo_uri = str(need(outputs, "mongo_uri"))
     check_mongo_uri(mongo_uri)
@@ -160,6 +171,8 @@ def secrets(outputs: dict[str, Any], tokens: list[str], brokers: int) -> dict[st
         "S3_PREFIX": str(need(outputs, "s3_prefix", allow_empty=True)),
         "ARCHIVE_ENABLED": "true",  # Terraform always creates the archive bucket
     }
+    if s3_endpoint is not None:
+        s3["S3_ENDPOINT_URL"] = check_endpoint(s3_endpoint)
     database = str(need(outputs, "documentdb_database"))
     edge = {
         "EDGE_API_URL": str(need(outputs, "edge_api_url")),
@@ -248,8 +261,13 @@ def write(path: Path, text: str) -> None:
     path.chmod(0o600)
 
 
-def render(
-    outputs: dict[str, Any], tokens: list[str], brokers: int, out: Path, image_tag: str | None
+def render(  # noqa: PLR0917 - one argument per input, as the command line has them
+    outputs: dict[str, Any],
+    tokens: list[str],
+    brokers: int,
+    out: Path,
+    image_tag: str | None,
+    s3_endpoint: str | None = None,
 ) -> list[Path]:
     """Check every input, then write every file; return their paths."""
     if brokers not in (1, 2, 3):
@@ -259,7 +277,7 @@ def render(
     ):
         raise RenderError(f"image tag {image_tag!r} is not a valid tag")
     check_out_dir(out)
-    files = secrets(outputs, tokens, brokers)
+    files = secrets(outputs, tokens, brokers, s3_endpoint)
     written = []
     for name, text in files.items():
         written.append(out / "platform" / name)
@@ -291,11 +309,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=REPO / "rendered", help="output folder (default rendered/)"
     )
+    parser.add_argument(
+        "--s3-endpoint-url",
+        help="an S3-compatible endpoint for the archive instead of AWS's (https://host[:port]); "
+        "the worker's S3_ENDPOINT_URL",
+    )
     args = parser.parse_args(argv)
     try:
         outputs = load_outputs(args.outputs)
         tokens = read_tokens(args.api_tokens_file)
-        written = render(outputs, tokens, args.kafka_brokers, args.out, args.image_tag)
+        written = render(outputs, tokens, args.kafka_brokers, args.out, args.image_tag, args.s3_endpoint_url)
     except (RenderError, OSError) as exc:
         print(f"render_platform_config: {exc}", file=sys.stderr)
         return 2

@@ -16,6 +16,8 @@
 #   CA4_STATE_DIR     gitignored folder for SSH config, known_hosts and tunnel PID files
 #                     (default .cache/ca4-live/)
 #   CA4_KUBECONFIG    the cluster's kubeconfig (default $CA4_SECRETS_DIR/ca4-kubeconfig)
+#   CA4_S3_ENDPOINT_URL  an S3-compatible endpoint for the archive (https://...) instead of AWS's
+#                     S3: the worker's S3_ENDPOINT_URL (the rehearsal's S3 stand-in)
 
 CA4_LIB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CA4_REPO_ROOT="$(cd "$CA4_LIB_DIR/../.." && pwd)"
@@ -354,6 +356,7 @@ render_overlays() {
   local brokers=$1 tag=${2:-}
   local args=(--outputs - --api-tokens-file "$CA4_API_TOKENS_FILE" --kafka-brokers "$brokers" --out "$CA4_RENDER_DIR")
   [ -n "$tag" ] && args+=(--image-tag "$tag")
+  [ -n "${CA4_S3_ENDPOINT_URL:-}" ] && args+=(--s3-endpoint-url "$CA4_S3_ENDPOINT_URL")
   load_outputs
   printf '%s' "$CA4_OUTPUTS_JSON" | python3 "$CA4_REPO_ROOT/scripts/render_platform_config.py" "${args[@]}" ||
     die 2 "rendering the Secrets and overlays failed (see above)"

@@ -2,9 +2,12 @@
 in network namespaces behind a bastion (``topology``), reached through a real SSH tunnel.
 
     up      builds what is missing (once), makes the namespaces, starts sshd on the bastion,
-            containerd on every node, kine (SQLite, K3s's own datastore) and the control
-            plane on node 0, the kubelet and kube-proxy everywhere, CoreDNS; waits for every
-            node Ready; prints the kubeconfig and what runs where.
+            containerd and sshd on every node (the bare instances), then installs Kubernetes
+            with ``scripts/bootstrap_k3s_ca4.sh`` (``make ca4-bootstrap-k3s``) through the K3s
+            install interface (``node/install.sh``, ``k3s``): kine (SQLite, K3s's own datastore)
+            and the control plane on node 0, the kubelet, kube-proxy and kube-router everywhere,
+            agents joining with the token; waits for K3s's bundled parts (CoreDNS, local-path,
+            Traefik); prints the kubeconfig and what runs where.
     down    stops everything it started (by PID, then what is left in its namespaces and in
             its nodes' cgroups), deletes the namespaces and links, removes the cgroups,
             restores the sysctls. The state (datastore, certificates) stays for the next up.
@@ -21,36 +24,26 @@ import json
 import os
 import shutil
 import signal
-import ssl
 import subprocess
+import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from local_stack.procs import Process, note, step
-from rehearsal import bastion, configs, controlplane, host, topology
+from rehearsal import aws, bastion, configs, host, topology
 from rehearsal.build import Builder
-from rehearsal.daemons import LIFETIME_S, WAIT_S, Daemons, RehearsalError, tail
+from rehearsal.daemons import LIFETIME_S, WAIT_S, Daemons, RehearsalError
 from rehearsal.images import Buildah, DebianBase, Image
 from rehearsal.pins import DEBIAN_COMMANDS
 from rehearsal.pki import Pki
 from rehearsal.standins import StandIns, missing_note
-from rehearsal.topology import API_SERVICE_IP, BASTION_ADDR, DNS_SERVICE_IP, SERVICE_CIDR, Node, Topology
+from rehearsal.topology import BASTION_ADDR, DNS_SERVICE_IP, HOST_ADDR, S3_ADDR, SERVICE_CIDR, Node, Topology
 
 MANIFESTS = Path(__file__).resolve().parent / "manifests"
 DEFAULT_API_PORT = 26443  # this machine's end of the API tunnel (16443 stays free for ca4-tunnels-up)
 IMAGE_PREFIX = "localhost/ca4-rehearsal"  # "localhost/": containerd never resolves them on a registry
-USERS = {
-    "admin": ("system:masters",),
-    "system:kube-controller-manager": (),
-    "system:kube-scheduler": (),
-    "system:kube-proxy": (),
-    "system:kube-router": (),
-}
 
 
 @dataclass(frozen=True)
@@ -86,6 +79,7 @@ class Cluster(Daemons):
         self.buildah = Buildah(settings.cache)
         self.kubeconfig = self.state / "kubeconfig"
         self.images: dict[str, Image] = {}
+        self.aws = aws.Aws(self, self.topology, settings.cache)
 
     def _recorded_nodes(self) -> int | None:
         with contextlib.suppress(OSError, ValueError, KeyError):
@@ -95,7 +89,7 @@ class Cluster(Daemons):
     def processes(self) -> list[Process]:
         """Every daemon this rehearsal may have started, in start order."""
         nodes = self.topology.nodes
-        names = ["bastion-holder", "bastion-sshd", "api-tunnel"]
+        names = ["bastion-holder", "bastion-sshd", "api-tunnel", *aws.DAEMONS]
         names += [f"{n.name}-{d}" for n in nodes for d in ("holder", "containerd", "sshd")]
         names += ["kine", "kube-apiserver", "kube-controller-manager", "kube-scheduler"]
         names += [f"{n.name}-{d}" for n in nodes for d in ("kubelet", "kube-proxy", "kube-router")]
@@ -104,8 +98,21 @@ class Cluster(Daemons):
     # --- up ----------------------------------------------------------------------------------
 
     def up(self) -> None:
-        """Build what is missing, start everything, wait until every node is Ready."""
+        """Build what is missing, start the nodes, install Kubernetes on them over SSH."""
         started = time.monotonic()
+        images = self.nodes()
+        repo = Path(__file__).resolve().parents[2]
+        with step("make ca4-plan ca4-apply: the rehearsal's Terraform root (outputs only, no provider)"):
+            self.script(
+                ["make", "--no-print-directory", "-C", str(repo), "ca4-plan", "ca4-apply"], timeout=300
+            )
+        self.install(images)
+        note(f"rehearsal cluster up in {time.monotonic() - started:.0f} s")
+        self.print_summary()
+
+    def nodes(self) -> dict[str, Image]:
+        """The bastion and the bare nodes (containerd, sshd, the images), as ``ca4-apply`` leaves
+        the instances; the images of K3s's bundled parts."""
         if self._recorded_nodes() not in (None, self.s.nodes):
             raise RehearsalError(
                 f"the rehearsal in {self.state} runs {self._recorded_nodes()} node(s); "
@@ -120,35 +127,89 @@ class Cluster(Daemons):
         server = self.topology.nodes[0]
         with step(f"network: bastion and {self.s.nodes} node namespace(s)"):
             self.topology.create()
-        with step("certificates and tokens"):
-            nodes = {f"system:node:{n.name}": ("system:nodes",) for n in self.topology.nodes}
-            self.pki.ensure(server.addr, API_SERVICE_IP, USERS | nodes)
         with step(f"bastion sshd on {BASTION_ADDR}:22, the API tunnel on 127.0.0.1:{self.s.api_port}"):
             bastion.start(self, self.topology)
             bastion.tunnel(self, "api-tunnel", self.s.api_port, f"{server.addr}:6443")
         for node in self.topology.nodes:
-            with step(f"{node.name}: containerd and the images"):
+            with step(f"{node.name}: containerd, sshd and the images"):
                 self._node_runtime(node, images)
-        with step("kine (SQLite) and the control plane on ca4-node-0"):
-            self._control_plane(server)
-        for node in self.topology.nodes:
-            with step(f"{node.name}: kubelet and kube-proxy"):
-                self._node_agents(node)
-        with step("every node Ready; kube-router (network policies) on each"):
-            self._nodes_ready()
+        self._stage_addons(server, images)
+        with step("AWS stand-ins: DocumentDB (FerretDB, TLS), S3 (moto, HTTPS), IMDSv2, the load balancer"):
+            self.aws.start()
+        self.terraform_root()
+        return images
+
+    def terraform_root(self) -> Path:
+        """The rehearsal's Terraform root (``terraform/``) with ca4/terraform's Makefile and
+        preflight.sh beside it, and a terraform.tfvars (mode 600: it holds the database password)
+        that describes this rehearsal's hosts: what ``make ca4-plan ca4-apply`` applies here."""
+        repo = Path(__file__).resolve().parents[2]
+        root = self.state / "terraform"
+        root.mkdir(parents=True, exist_ok=True)
+        for tf in (Path(__file__).resolve().parent / "terraform").glob("*.tf"):
+            shutil.copy2(tf, root / tf.name)
+        for name in ("Makefile", "preflight.sh"):
+            link = root / name
+            if not link.is_symlink():
+                link.unlink(missing_ok=True)
+                link.symlink_to(repo / "ca4" / "terraform" / name)
+        values: dict[str, object] = {
+            "my_ip_cidr": f"{HOST_ADDR}/32",
+            "ssh_key_name": "ca4-rehearsal",
+            "bastion_address": BASTION_ADDR,
+            "ssh_user": "root",
+            "edge_node_addresses": [n.addr for n in self.topology.nodes],
+            **self.aws.tfvars(),
+        }
+        lines = ["# Written by the rehearsal (services/rehearsal/cluster.py) from its hosts; never commit."]
+        lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
+        tfvars = root / "terraform.tfvars"
+        fd = os.open(tfvars, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write("\n".join(lines) + "\n")
+        return root
+
+    def install(self, images: dict[str, Image]) -> None:
+        """``scripts/bootstrap_k3s_ca4.sh`` with the rehearsal's installer; then wait for K3s's
+        bundled parts, which the server applies from its manifests folder."""
+        repo = Path(__file__).resolve().parents[2]
+        with step("scripts/bootstrap_k3s_ca4.sh: the K3s install interface over SSH through the bastion"):
+            self.script([str(repo / "scripts" / "bootstrap_k3s_ca4.sh")], timeout=900)
+        self.pki.kubeconfig("admin", f"https://127.0.0.1:{self.s.api_port}", self.kubeconfig)
         with step("K3s's bundled parts: CoreDNS, local-path (the default StorageClass), Traefik"):
-            self.addon(
-                "coredns.yaml", "deployment/coredns", IMAGE=images["coredns"].ref, DNS_IP=DNS_SERVICE_IP
-            )
-            self.addon(
-                "local-path.yaml",
-                "deployment/local-path-provisioner",
-                IMAGE=images["local-path"].ref,
-                HELPER_IMAGE=images["busybox"].ref,
-            )
-            self.addon("traefik.yaml", "daemonset/traefik", IMAGE=images["traefik"].ref)
-        note(f"rehearsal cluster up in {time.monotonic() - started:.0f} s")
-        self.print_summary()
+            for workload in ("deployment/coredns", "deployment/local-path-provisioner", "daemonset/traefik"):
+                self.rollout("kube-system", workload)
+
+    def script(self, argv: list[str], timeout: float) -> None:
+        """A live script (or make target) with the rehearsal's configuration; its output as notes."""
+        done = subprocess.run(
+            argv,
+            env={**os.environ, **self.script_env()},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        for line in (done.stdout + done.stderr).strip().splitlines():
+            note(f"  {line}")
+        if done.returncode != 0:
+            raise RehearsalError(f"{Path(argv[0]).name} exited {done.returncode} (its output is above)")
+
+    def _stage_addons(self, server: Node, images: dict[str, Image]) -> None:
+        """K3s's bundled parts, rendered into the server's manifests folder (K3s applies what is
+        there at start): CoreDNS, local-path, Traefik."""
+        values = {
+            "coredns.yaml": {"IMAGE": images["coredns"].ref, "DNS_IP": DNS_SERVICE_IP},
+            "local-path.yaml": {"IMAGE": images["local-path"].ref, "HELPER_IMAGE": images["busybox"].ref},
+            "traefik.yaml": {"IMAGE": images["traefik"].ref},
+        }
+        folder = server.dir / "var-lib" / "rancher" / "k3s" / "server" / "manifests"
+        folder.mkdir(parents=True, exist_ok=True)
+        for manifest, fill in values.items():
+            text = (MANIFESTS / manifest).read_text()
+            for key, value in fill.items():
+                text = text.replace(f"@{key}@", value)
+            (folder / manifest).write_text(text)
 
     def _images(self) -> dict[str, Image]:
         """The images of K3s's bundled parts, each ``FROM scratch`` with its binary."""
@@ -180,8 +241,9 @@ class Cluster(Daemons):
     def _node_runtime(self, node: Node, images: dict[str, Image]) -> None:
         for sub in ("var-lib", "var-log", "containerd", "cni-conf", "bin"):
             (node.dir / sub).mkdir(parents=True, exist_ok=True)
-        (node.dir / "bin" / "k3s").write_text(configs.k3s_command())
-        (node.dir / "bin" / "k3s").chmod(0o755)
+        for name, text in configs.node_commands(node, sys.executable, self.s.cache).items():
+            (node.dir / "bin" / name).write_text(text)
+            (node.dir / "bin" / name).chmod(0o755)
         (node.dir / "containerd.toml").write_text(configs.containerd_config(node, images["pause"].ref))
         (node.dir / "cni-conf" / "10-ca4.conflist").write_text(configs.cni_config(node))
         (node.dir / "resolv.conf").write_text("nameserver 127.0.0.1\n")
@@ -201,8 +263,9 @@ class Cluster(Daemons):
 
     def project_image(self) -> Image:
         """The project's own Dockerfile, built for real with buildah on a Debian 12 base made
-        with debootstrap (BASE_IMAGE), tagged as ``scripts/image_ca4.sh tag`` names it, and
-        imported into every node. The image's DocumentDB CA bundle is the rehearsal's CA."""
+        with debootstrap (BASE_IMAGE, trusting the rehearsal's "public" CA as Debian trusts the
+        public ones), tagged as ``scripts/image_ca4.sh tag`` names it, and imported into every
+        node. The image's DocumentDB CA bundle is the DocumentDB stand-in's CA."""
         repo = Path(__file__).resolve().parents[2]
         done = subprocess.run(
             [str(repo / "scripts" / "image_ca4.sh"), "tag"],
@@ -216,8 +279,9 @@ class Cluster(Daemons):
             raise RehearsalError(f"scripts/image_ca4.sh tag: {done.stderr.strip()}")
         ref = done.stdout.strip()
         with step(f"the project's image {ref} (Dockerfile, buildah, a debootstrap base)"):
-            base = DebianBase(self.buildah).ensure()
-            ca = base64.b64encode(self.pki.path("ca.crt").read_bytes()).decode()
+            self.aws.ensure_certificates()
+            base = DebianBase(self.buildah).trusting(self.aws.public_ca.path("ca.crt"))
+            ca = base64.b64encode(aws.documentdb_bundle(self.aws)).decode()
             image = self.buildah.dockerfile(
                 ref, repo, {"BASE_IMAGE": base, "DOCUMENTDB_CA_BUNDLE_PEM_B64": ca}
             )
@@ -225,22 +289,6 @@ class Cluster(Daemons):
             self.image_load(repo)
         self.images["project"] = image
         return image
-
-    def live_outputs(self) -> Path:
-        """The Terraform outputs the live scripts read (``CA4_TF_OUTPUTS``), for this rehearsal's
-        hosts: the bastion's address, the nodes' private addresses, the SSH user."""
-        nodes = self.topology.nodes
-        values: dict[str, Any] = {
-            "bastion_public_ip": BASTION_ADDR,
-            "ssh_user": "root",
-            "edge_node_private_ips": [n.addr for n in nodes],
-            "k3s_server_private_ip": nodes[0].addr,
-        }
-        path = self.state / "tf-outputs.json"
-        path.write_text(
-            json.dumps({k: {"value": v, "sensitive": False} for k, v in values.items()}, indent=2)
-        )
-        return path
 
     def script_env(self) -> dict[str, str]:
         """What the live scripts get here instead of AWS: configuration only. podman (no daemon)
@@ -258,10 +306,17 @@ class Cluster(Daemons):
             'events_logger = "none"\n'
             'cgroup_manager = "cgroupfs"\n'
         )
+        repo = Path(__file__).resolve().parents[2]
         return {
-            "CA4_TF_OUTPUTS": str(self.live_outputs()),
+            "CA4_TF_DIR": str(self.state / "terraform"),
+            "AWS_CHECK": "skip",  # preflight.sh: the rehearsal's root has no provider to credit
+            "CA4_S3_ENDPOINT_URL": f"https://{S3_ADDR}",
             "CA4_SSH_KEY": str(self.state / "ssh" / "client_ed25519"),
             "CA4_STATE_DIR": str(self.state / "ca4-state"),
+            "CA4_SECRETS_DIR": str(self.state / "secrets"),
+            "CA4_RENDER_DIR": str(self.state / "rendered"),
+            "CA4_K3S_INSTALL_SCRIPT": str(repo / "services" / "rehearsal" / "node" / "install.sh"),
+            "CA4_K3S_VERSION": self.builder.pins.kubernetes,
             "CA4_CONTAINER_CLI": "podman",
             "CONTAINERS_STORAGE_CONF": str(storage),
             "CONTAINERS_CONF": str(engine),
@@ -328,78 +383,13 @@ class Cluster(Daemons):
         argv = ["nsenter", "-t", str(pid), "-m", "-n", "--", "ctr", "-a", configs.CONTAINERD_SOCKET, *args]
         return subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
 
-    def _control_plane(self, server: Node) -> None:
-        binary, join = self.builder.binary, f"{server.name}-holder"
-        (self.state / "kine").mkdir(exist_ok=True)
-        kine = self.start("kine", controlplane.kine(binary("kine"), self.state), join=join)
-        self.wait("kine on 127.0.0.1:2379", lambda: self._port_in(server, 2379), kine)
-        apiserver = self.start(
-            "kube-apiserver", controlplane.apiserver(binary("kube-apiserver"), self.pki, server), join=join
+    def rollout(self, namespace: str, workload: str) -> None:
+        """Wait for a workload (``deployment/x``, ``daemonset/x``); fail with the pods seen."""
+        done = self.kubectl(
+            "-n", namespace, "rollout", "status", workload, f"--timeout={WAIT_S}s", check=False
         )
-        self.pki.kubeconfig("admin", f"https://127.0.0.1:{self.s.api_port}", self.kubeconfig)
-        self.wait("kube-apiserver /readyz (through the tunnel)", self._api_ready, apiserver)
-        inside = f"https://{server.addr}:6443"
-        cm = self.pki.kubeconfig(
-            "system:kube-controller-manager", inside, self.state / "controller-manager.kc"
-        )
-        sched = self.pki.kubeconfig("system:kube-scheduler", inside, self.state / "scheduler.kc")
-        self.start(
-            "kube-controller-manager",
-            controlplane.controller_manager(binary("kube-controller-manager"), self.pki, cm),
-            join=join,
-        )
-        self.start("kube-scheduler", controlplane.scheduler(binary("kube-scheduler"), sched), join=join)
-        for rbac in ("kubelet-api.yaml", "kube-router.yaml"):
-            self.kubectl("apply", "-f", str(MANIFESTS / rbac))
-
-    def _node_agents(self, node: Node) -> None:
-        inside = f"https://{self.topology.nodes[0].addr}:6443"
-        kubelet_kc = self.pki.kubeconfig(f"system:node:{node.name}", inside, node.dir / "kubelet.kubeconfig")
-        proxy_kc = self.pki.kubeconfig("system:kube-proxy", inside, node.dir / "kube-proxy.kubeconfig")
-        kubelet_conf = configs.kubelet_config(node, self.pki.path("ca.crt"), node.dir / "resolv.conf")
-        (node.dir / "kubelet.json").write_text(kubelet_conf)
-        (node.dir / "kube-proxy.json").write_text(configs.kube_proxy_config(node, proxy_kc))
-        join = f"{node.name}-holder"
-        kubelet = controlplane.kubelet(self.builder.binary("kubelet"), node, kubelet_kc)
-        self.start(f"{node.name}-kubelet", kubelet, join=join)
-        proxy = [str(self.builder.binary("kube-proxy")), f"--config={node.dir}/kube-proxy.json"]
-        self.start(f"{node.name}-kube-proxy", proxy, join=join)
-
-    def _nodes_ready(self) -> None:
-        for node in self.topology.nodes:
-            kubelet = self.proc(f"{node.name}-kubelet")
-            self.wait(f"{node.name} registered", partial(self.node, node.name), kubelet)
-            if not (self.node(node.name) or {}).get("spec", {}).get("podCIDR"):
-                patch = {"spec": {"podCIDR": node.pod_cidr, "podCIDRs": [node.pod_cidr]}}
-                self.kubectl("patch", "node", node.name, "-p", json.dumps(patch))
-            self.wait(f"{node.name} Ready", partial(self.node_ready, node.name), kubelet)
-            # kube-router identifies its node (and its pod range) at start: only once registered
-            inside = f"https://{self.topology.nodes[0].addr}:6443"
-            router_kc = self.pki.kubeconfig("system:kube-router", inside, node.dir / "kube-router.kubeconfig")
-            router = controlplane.kube_router(self.builder.binary("kube-router"), node, router_kc)
-            started = self.start(f"{node.name}-kube-router", router, join=f"{node.name}-holder")
-            time.sleep(1)
-            if not started.alive():
-                raise RehearsalError(f"{node.name}: kube-router exited at start{tail(started.log_file)}")
-
-    def addon(self, manifest: str, workload: str, **values: str) -> None:
-        """Apply one of K3s's bundled parts (a file of manifests/, ``@KEY@`` filled from
-        ``values``) and wait for its workload (``deployment/x``, ``daemonset/x``) in kube-system."""
-        text = (MANIFESTS / manifest).read_text()
-        for key, value in values.items():
-            text = text.replace(f"@{key}@", value)
-        self.kubectl("apply", "-f", "-", stdin=text)
-        rollout = (
-            "-n",
-            "kube-system",
-            "rollout",
-            "status",
-            workload,
-            f"--timeout={WAIT_S}s",
-        )
-        done = self.kubectl(*rollout, check=False)
         if done.returncode != 0:
-            pods = self.kubectl("-n", "kube-system", "get", "pods", "-o", "wide", check=False).stdout
+            pods = self.kubectl("-n", namespace, "get", "pods", "-o", "wide", check=False).stdout
             raise RehearsalError(f"{workload} did not become ready in {WAIT_S} s:\n{pods}{done.stderr}")
 
     # --- talking to it -----------------------------------------------------------------------
@@ -415,16 +405,6 @@ class Cluster(Daemons):
         if check and done.returncode != 0:
             raise RehearsalError(f"kubectl {' '.join(args[:4])}: {done.stderr.strip()[-600:]}")
         return done
-
-    def _api_ready(self) -> bool:
-        url = f"https://127.0.0.1:{self.s.api_port}/readyz"
-        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {self.pki.token('admin')}"})
-        context = ssl.create_default_context(cafile=str(self.pki.path("ca.crt")))
-        try:
-            with urllib.request.urlopen(request, timeout=3, context=context) as resp:  # noqa: S310
-                return int(resp.status) == 200
-        except (urllib.error.URLError, OSError):
-            return False
 
     def node(self, name: str) -> dict[str, Any] | None:
         """The Node object, or None before the kubelet registered."""

@@ -16,6 +16,7 @@ Settings this host needs (REHEARSAL.md, "This host's quirks"), and why:
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 from rehearsal.topology import CLUSTER_CIDR, CLUSTER_DOMAIN, DNS_SERVICE_IP, Node
@@ -148,17 +149,34 @@ def kube_proxy_config(node: Node, kubeconfig: Path) -> str:
     )
 
 
-def k3s_command() -> str:
-    """``k3s`` on a rehearsal node: the subcommand of K3s's multi-call binary the CA4 scripts run
-    on a node (``sudo k3s ctr -n k8s.io images import -``), on the node's containerd."""
-    return "\n".join(
-        [
-            "#!/bin/sh",
-            "# k3s of a CA4 rehearsal node (services/rehearsal/configs.py): 'k3s ctr' only.",
-            'case "${1:-}" in',
-            f'  ctr) shift; exec ctr --address {CONTAINERD_SOCKET} "$@" ;;',
-            "  *) echo \"k3s ${1:-}: a rehearsal node provides only 'k3s ctr'\" >&2; exit 1 ;;",
-            "esac",
-            "",
-        ]
-    )
+def node_commands(node: Node, python: str, cache: Path) -> dict[str, str]:
+    """``k3s`` and ``systemctl`` of a rehearsal node (its ``/usr/local/sbin``): the rehearsal's
+    k3s (``rehearsal.k3s``), which K3s's install interface and the CA4 scripts call on a node
+    (``k3s --version``, ``k3s server|agent``, ``sudo k3s ctr ...``), and the systemctl its
+    installer's units need. ``k3s ctr`` execs ctr on the node's containerd directly."""
+    env = {
+        "CA4_REHEARSAL_DIR": str(node.state),
+        "CA4_REHEARSAL_NODE": node.name,
+        "CA4_CACHE_DIR": str(cache),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
+    exports = [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
+    run = f"exec {shlex.quote(python)} -m rehearsal.k3s"
+    k3s = [
+        "#!/bin/sh",
+        f"# k3s of the CA4 rehearsal's {node.name} (services/rehearsal/configs.py, k3s.py)",
+        'if [ "${1:-}" = ctr ]; then',
+        f'  shift; exec ctr --address {CONTAINERD_SOCKET} "$@"',
+        "fi",
+        *exports,
+        f'{run} k3s "$@"',
+        "",
+    ]
+    systemctl = [
+        "#!/bin/sh",
+        f"# systemctl of the CA4 rehearsal's {node.name}: the units of its K3s installer only",
+        *exports,
+        f'{run} systemctl "$@"',
+        "",
+    ]
+    return {"k3s": "\n".join(k3s), "systemctl": "\n".join(systemctl)}

@@ -14,6 +14,14 @@ from rehearsal.pki import Pki
 from rehearsal.topology import SERVICE_CIDR, Node
 
 KINE_ADDRESS = "127.0.0.1:2379"
+# The static tokens of the control plane's own clients (the K3s server holds their credentials too)
+USERS = {
+    "admin": ("system:masters",),
+    "system:kube-controller-manager": (),
+    "system:kube-scheduler": (),
+    "system:kube-proxy": (),
+    "system:kube-router": (),
+}
 
 
 def kine(binary: Path, state: Path) -> list[str]:
@@ -27,8 +35,10 @@ def kine(binary: Path, state: Path) -> list[str]:
     ]
 
 
-def apiserver(binary: Path, pki: Pki, server: Node) -> list[str]:
-    """kube-apiserver: Node and RBAC authorization, static tokens, its own CA."""
+def apiserver(binary: Path, pki: Pki, server: Node, encryption: Path | None = None) -> list[str]:
+    """kube-apiserver: Node and RBAC authorization, static and bootstrap tokens (agents join
+    with one), its own CA; Secrets encrypted at rest with ``encryption`` (K3s's
+    --secrets-encryption)."""
     flags = {
         "etcd-servers": f"http://{KINE_ADDRESS}",
         "advertise-address": server.addr,
@@ -39,6 +49,7 @@ def apiserver(binary: Path, pki: Pki, server: Node) -> list[str]:
         "tls-private-key-file": pki.path("apiserver.key"),
         "client-ca-file": pki.path("ca.crt"),
         "token-auth-file": pki.path("tokens.csv"),
+        "enable-bootstrap-token-auth": "true",
         "authorization-mode": "Node,RBAC",
         "enable-admission-plugins": "NodeRestriction",
         "service-account-issuer": "https://kubernetes.default.svc.cluster.local",
@@ -51,6 +62,8 @@ def apiserver(binary: Path, pki: Pki, server: Node) -> list[str]:
         "profiling": "false",
         "anonymous-auth": "false",
     }
+    if encryption is not None:
+        flags["encryption-provider-config"] = encryption
     return [str(binary), *(f"--{k}={v}" for k, v in flags.items())]
 
 
@@ -85,15 +98,22 @@ def scheduler(binary: Path, kubeconfig: Path) -> list[str]:
     return [str(binary), *(f"--{k}={v}" for k, v in flags.items())]
 
 
-def kubelet(binary: Path, node: Node, kubeconfig: Path) -> list[str]:
-    """The kubelet of one node (its settings are in its config file, see ``configs``)."""
-    flags = {
+def kubelet(
+    binary: Path, node: Node, kubeconfig: Path, labels: list[str], bootstrap: Path | None = None
+) -> list[str]:
+    """The kubelet of one node (its settings are in its config file, see ``configs``); with
+    ``bootstrap`` (an agent's token kubeconfig) it gets ``kubeconfig`` by TLS bootstrapping."""
+    flags: dict[str, object] = {
         "config": node.dir / "kubelet.json",
         "kubeconfig": kubeconfig,
         "hostname-override": node.name,
         "node-ip": node.addr,
         "oom-score-adj": "0",
     }
+    if labels:
+        flags["node-labels"] = ",".join(labels)
+    if bootstrap is not None:
+        flags["bootstrap-kubeconfig"] = bootstrap
     return [str(binary), *(f"--{k}={v}" for k, v in flags.items())]
 
 

@@ -15,6 +15,7 @@ import json
 import shlex
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -253,4 +254,25 @@ class DebianBase:
         )
         self.buildah.run(["commit", "--quiet", "--rm", container, ref], what=ref)
         shutil.rmtree(rootfs, ignore_errors=True)
+        return ref
+
+    def trusting(self, ca: Path) -> str:
+        """This base with one more CA in its system trust store, and AWS_CA_BUNDLE naming that
+        store (botocore reads its own bundle otherwise): how an image trusts the rehearsal's
+        "public" CA, which signs the S3 stand-in, as a Debian image trusts the public CAs."""
+        base = self.ensure()
+        key = hashlib.sha256(base.encode() + ca.read_bytes()).hexdigest()[:10]
+        ref = f"localhost/ca4-rehearsal/{self.name}-trusting:{key}"
+        if self.buildah.has(ref):
+            return ref
+        with tempfile.TemporaryDirectory(prefix="ca4-trusting-") as tmp:
+            shutil.copy(ca, Path(tmp) / "ca.crt")
+            (Path(tmp) / "Dockerfile").write_text(
+                f"FROM {base}\n"
+                "COPY ca.crt /usr/local/share/ca-certificates/ca4-rehearsal-public.crt\n"
+                "RUN update-ca-certificates\n"
+                "ENV AWS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt\n"
+            )
+            args = ["bud", "--quiet", "--isolation", "chroot", "--pull-never", "-t", ref, tmp]
+            self.buildah.run(args, what=ref)
         return ref

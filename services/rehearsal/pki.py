@@ -3,11 +3,15 @@
 One CA signs the API server's serving certificate and its client certificate towards the
 kubelets; everything else authenticates with a static bearer token (``--token-auth-file``),
 each with the user name and groups Kubernetes' default RBAC expects, so the Node authorizer
-and NodeRestriction apply to the kubelets as on K3s. Files are mode 600 under the state folder.
+and NodeRestriction apply to the kubelets as on K3s; agents that join later get their kubelet's
+client certificate from this CA by TLS bootstrapping (``k3s``). Files are mode 600 under the
+state folder.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import secrets
 import subprocess
@@ -50,32 +54,7 @@ class Pki:
 
     def ensure(self, server_ip: str, service_ip: str, users: dict[str, tuple[str, ...]]) -> None:
         """The CA, the API server's certificates, the service-account key pair and a token per user."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.dir, 0o700)
-        if not self.path("ca.crt").exists():
-            _openssl(
-                "req",
-                "-x509",
-                "-new",
-                "-nodes",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.crt",
-                "-days",
-                "3650",
-                "-subj",
-                "/CN=ca4-rehearsal-ca",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-                cwd=self.dir,
-            )
+        self.ca("ca4-rehearsal-ca")
         sans = [
             f"IP:{server_ip}",
             f"IP:{service_ip}",
@@ -86,8 +65,8 @@ class Pki:
             "DNS:kubernetes.default.svc",
             "DNS:kubernetes.default.svc.cluster.local",
         ]
-        self._leaf("apiserver", "/CN=kube-apiserver", "serverAuth", sans)
-        self._leaf(
+        self.leaf("apiserver", "/CN=kube-apiserver", "serverAuth", sans)
+        self.leaf(
             "apiserver-kubelet-client", "/O=system:masters/CN=kube-apiserver-kubelet-client", "clientAuth", []
         )
         if not self.path("sa.key").exists():
@@ -115,7 +94,38 @@ class Pki:
         for f in self.dir.iterdir():
             os.chmod(f, 0o600)
 
-    def _leaf(self, name: str, subject: str, usage: str, sans: list[str]) -> None:
+    def ca(self, common_name: str) -> Path:
+        """The folder's CA (ca.crt, ca.key), made once; returns the certificate's path."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.dir, 0o700)
+        if not self.path("ca.crt").exists():
+            _openssl(
+                "req",
+                "-x509",
+                "-new",
+                "-nodes",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-days",
+                "3650",
+                "-subj",
+                f"/CN={common_name}",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+                cwd=self.dir,
+            )
+        return self.path("ca.crt")
+
+    def leaf(self, name: str, subject: str, usage: str, sans: list[str]) -> None:
+        """``name``.crt and .key signed by the CA (made once): ``usage`` serverAuth or clientAuth."""
         if self.path(f"{name}.crt").exists():
             return
         ext = self.path(f"{name}.ext")
@@ -178,11 +188,33 @@ class Pki:
         """The token of one user."""
         return self.tokens()[user].value
 
+    def encryption_config(self) -> Path:
+        """The API server's EncryptionConfiguration: Secrets encrypted at rest with AES-CBC and a
+        key made once, as K3s's --secrets-encryption does (identity reads what was stored before)."""
+        path = self.path("encryption-config.json")
+        if not path.exists():
+            key = base64.b64encode(secrets.token_bytes(32)).decode()
+            config = {
+                "apiVersion": "apiserver.config.k8s.io/v1",
+                "kind": "EncryptionConfiguration",
+                "resources": [
+                    {
+                        "resources": ["secrets"],
+                        "providers": [
+                            {"aescbc": {"keys": [{"name": "ca4-rehearsal", "secret": key}]}},
+                            {"identity": {}},
+                        ],
+                    }
+                ],
+            }
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                json.dump(config, handle, indent=2)
+        return path
+
     def kubeconfig(self, user: str, server: str, path: Path) -> Path:
         """A kubeconfig for ``user`` against ``server``, trusting the CA (mode 600)."""
         ca = self.path("ca.crt").read_text()
-        import base64  # noqa: PLC0415
-
         text = f"""apiVersion: v1
 kind: Config
 clusters:

@@ -3,7 +3,9 @@
     this machine (198.18.0.1) --veth-- bastion ns (198.18.0.2, sshd | bridge 10.0.1.1)
                                             |-- node-0 ns (10.0.1.10)  the K3s server's role
                                             |-- node-1 ns (10.0.1.11)  agents ...
-                                            `-- node-2 ns (10.0.1.12)
+                                            |-- node-2 ns (10.0.1.12)
+                                            `-- aws ns (10.0.1.20 DocumentDB, 198.18.1.21 S3,
+                                                        169.254.169.254 IMDS: see ``aws``)
 
 This machine has no route to 10.0.1.0/24: a node is reachable only through the bastion's
 sshd (an SSH tunnel), as the private subnet is in the VPC. The bastion does not forward, so
@@ -15,7 +17,9 @@ Each node runs in its own mount namespace too (a holder process, see ``Node.hold
 ``/run``, ``/var/lib`` and ``/var/log`` are the node's own there, so the paths the kubelet and
 containerd use whatever their configuration says (``/var/lib/kubelet/device-plugins``,
 ``/run/containerd/s``, ``/var/lib/cni``, ``/var/log/pods``) never touch this machine's, every
-mount a pod needs vanishes with the node, and several nodes coexist on one host.
+mount a pod needs vanishes with the node, and several nodes coexist on one host. ``/etc`` is
+an overlay on this machine's: what K3s's installer writes there (``/etc/systemd/system/k3s*``,
+``/etc/rancher/k3s/k3s.yaml``) stays the node's.
 """
 
 from __future__ import annotations
@@ -41,6 +45,12 @@ API_SERVICE_IP = "10.43.0.1"
 DNS_SERVICE_IP = "10.43.0.10"
 CLUSTER_DOMAIN = "cluster.local"
 NS_TIMEOUT_S = 30
+# The AWS services' stand-ins (``aws``), in a namespace of their own on the LAN: DocumentDB in
+# the private subnet, S3 at a public address (outside every private range, as the worker's
+# network policy expects of S3), the instance metadata service at its link-local address.
+DOCUMENTDB_ADDR = "10.0.1.20"
+S3_ADDR = "198.18.1.21"
+IMDS_ADDR = "169.254.169.254"
 
 
 class TopologyError(RuntimeError):
@@ -115,13 +125,18 @@ class Node:
 
     def holder_argv(self, lifetime_s: int) -> list[str]:
         """The process that owns the node's mount namespace: it mounts the node's own ``/run``,
-        ``/var/lib`` and ``/var/log``, then waits; every daemon of the node joins it."""
+        ``/var/lib``, ``/var/log`` and a writable ``/etc`` over this machine's, then waits; every
+        daemon of the node joins it."""
         script = "\n".join(
             [
                 "set -e",
                 "mount -t tmpfs -o mode=755 ca4rh-run /run",
                 f"mount --bind {self.dir}/var-lib /var/lib",
                 f"mount --bind {self.dir}/var-log /var/log",
+                # its own /etc over this machine's (what K3s's installer writes: units, k3s.yaml)
+                f"mkdir -p {self.dir}/etc/upper {self.dir}/etc/work",
+                f"mount -t overlay ca4rh-etc -o lowerdir=/etc,upperdir={self.dir}/etc/upper,"
+                f"workdir={self.dir}/etc/work /etc",
                 # the node's own commands (k3s), on the PATH sshd gives a login
                 f"mount --bind {self.dir}/bin /usr/local/sbin",
                 "mkdir -p /run/containerd /run/netns /run/sshd",
@@ -165,9 +180,14 @@ class Topology:
         """Every node, the server (node 0) first."""
         return [Node(i, self.state) for i in range(self.count)]
 
+    @property
+    def aws_ns(self) -> str:
+        """The namespace of the AWS services' stand-ins (``aws``)."""
+        return f"{PREFIX}-aws"
+
     def namespaces(self) -> list[str]:
         """Every namespace of the rehearsal."""
-        return [self.bastion_ns, *(n.ns for n in self.nodes)]
+        return [self.bastion_ns, self.aws_ns, *(n.ns for n in self.nodes)]
 
     def create(self) -> None:
         """Namespaces, links, addresses and routes; an existing one is left as it is."""
@@ -226,6 +246,35 @@ class Topology:
             for other in self.nodes:
                 if other.index != node.index:
                     ip("-n", node.ns, "route", "replace", other.pod_cidr, "via", other.addr)
+        self._create_aws()
+
+    def _create_aws(self) -> None:
+        """The stand-ins' namespace on the LAN; the nodes route S3 and IMDS to it, it routes the
+        pods' ranges back to their nodes (pod traffic is not masqueraded, as in a VPC)."""
+        if ip("-n", self.bastion_ns, "link", "show", "aws", check=False).returncode != 0:
+            ip(
+                "-n",
+                self.bastion_ns,
+                "link",
+                "add",
+                "aws",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                self.aws_ns,
+            )
+            ip("-n", self.bastion_ns, "link", "set", "aws", "master", "lan", "up")
+            ip("-n", self.aws_ns, "addr", "add", f"{DOCUMENTDB_ADDR}/{LAN_PREFIX}", "dev", "eth0")
+            for extra in (S3_ADDR, IMDS_ADDR):
+                ip("-n", self.aws_ns, "addr", "add", f"{extra}/32", "dev", "eth0")
+            ip("-n", self.aws_ns, "link", "set", "eth0", "up")
+        for node in self.nodes:
+            ip("-n", self.aws_ns, "route", "replace", node.pod_cidr, "via", node.addr)
+            for extra in (S3_ADDR, IMDS_ADDR):
+                ip("-n", node.ns, "route", "replace", f"{extra}/32", "via", DOCUMENTDB_ADDR)
 
     def destroy(self) -> list[str]:
         """Delete the namespaces (their links and iptables go with them) and this machine's

@@ -297,3 +297,28 @@ def test_bad_arguments_are_refused_before_anything_is_written(  # noqa: PLR0917 
     err = capsys.readouterr().err
     assert code == 2 and message in err, f"expected exit 2 with {message!r}, got {code}: {err}"
     assert not out.exists(), f"files were written despite the error: {sorted(out.rglob('*'))}"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "expected"),
+    [("https://198.18.1.21", "https://198.18.1.21"), ("https://s3.example:8443/", "https://s3.example:8443")],
+)
+def test_an_s3_endpoint_goes_into_the_archive_secret(
+    renderer: ModuleType, tokens_file: Path, tmp_path: Path, endpoint: str, expected: str
+) -> None:
+    """--s3-endpoint-url (CA4_S3_ENDPOINT_URL): the worker's S3_ENDPOINT_URL; absent by default."""
+    args = ["--outputs", str(SAMPLE_OUTPUTS), "--api-tokens-file", str(tokens_file), "--kafka-brokers", "1"]
+    assert renderer.main([*args, "--out", str(tmp_path / "out"), "--s3-endpoint-url", endpoint]) == 0
+    secret = load_objects([tmp_path / "out" / "platform" / "ca4-s3-config.yaml"])[0]
+    assert base64.b64decode(secret.body["data"]["S3_ENDPOINT_URL"]).decode() == expected
+
+
+@pytest.mark.parametrize("endpoint", ["http://198.18.1.21", "https://", "https://h/path", "s3.example"])
+def test_a_bad_s3_endpoint_is_refused_by_name(
+    renderer: ModuleType, tokens_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], endpoint: str
+) -> None:
+    """Plain HTTP, no host, a path: exit 2 naming the option, nothing written."""
+    args = ["--outputs", str(SAMPLE_OUTPUTS), "--api-tokens-file", str(tokens_file), "--kafka-brokers", "1"]
+    code = renderer.main([*args, "--out", str(tmp_path / "out"), "--s3-endpoint-url", endpoint])
+    assert code == 2 and "--s3-endpoint-url" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
