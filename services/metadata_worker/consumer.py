@@ -401,20 +401,37 @@ class Worker:
         )
 
     def on_partitions_revoked(self) -> None:
-        """Rebalance: archive and commit what is held for the partitions we are losing.
+        """Rebalance: archive what is held for the partitions we are losing, then commit it.
 
-        One attempt only (this runs inside poll); if it fails, the next owner replays
-        from the last commit and the deterministic keys make its archive objects replace ours.
+        This runs on kafka-python's IO thread, inside the group's join, where a blocking
+        consumer call is refused (RuntimeError: it would wait on the loop it runs on), so
+        the commit is sent with ``commit_async``; the broker still takes it from this
+        generation while the group prepares the rebalance. One attempt only: if the flush
+        or the commit fails, the next owner replays from the last commit and the
+        deterministic keys make its archive objects replace ours.
         """
         pending = self._pending
         if pending is None or not pending.batches:
             return
         try:
-            self._archived(pending, pending.flush())
+            keys = pending.flush()
         except SinkUnavailable as exc:
             log.warning(
                 "archive flush at rebalance failed; the next owner replays", extra={"error": str(exc)}
             )
+            pending.clear()
+            return
+        log.info("archived", extra={"archive_keys": keys, "event_ids": pending.event_ids()})
+        self._commit(pending.next_offsets(), wait=False)
+        pending.clear()
+
+    def on_partitions_lost(self) -> None:
+        """The group evicted us (a missed session, a broker restart): the partitions are no
+        longer ours and a commit would be refused. Drop what is held; whoever is assigned
+        the partitions (this worker again, after it rejoins) replays it from the last commit."""
+        pending = self._pending
+        if pending is not None and pending.batches:
+            log.warning("partitions lost; the held batches will be replayed", extra={"records": len(pending)})
             pending.clear()
 
     def _until_durable(self, sink: str, action: Callable[[], T], stop: threading.Event) -> T | None:
@@ -451,16 +468,37 @@ class Worker:
             if paused:
                 self._consumer.resume(*self._consumer.paused())
 
-    def _commit(self, next_offsets: dict[TopicPartition, int]) -> None:
+    def _commit(self, next_offsets: dict[TopicPartition, int], *, wait: bool = True) -> None:
+        """Commit the offsets after the last stored (and archived) record of each partition.
+
+        ``wait=False`` sends the commit without waiting for the answer (for the rebalance
+        listener, which may not block); its outcome is logged when it comes.
+        """
         if not next_offsets:
             return  # nothing to commit (e.g. the held batches were dropped at a rebalance)
         offsets = {tp: OffsetAndMetadata(off, "", -1) for tp, off in next_offsets.items()}
+        if not wait:
+            self._consumer.commit_async(
+                offsets, callback=lambda _offsets, result: self._committed(next_offsets, result, lag=False)
+            )
+            return
         try:
             self._consumer.commit(offsets, timeout_ms=10_000)
         except (CommitFailedError, KafkaError) as exc:
+            self._committed(next_offsets, exc)
+            return
+        self._committed(next_offsets, None)
+
+    def _committed(self, next_offsets: dict[TopicPartition, int], result: Any, *, lag: bool = True) -> None:
+        """Log and count a commit's outcome: ``result`` is the broker's answer or the exception.
+
+        An asynchronous commit's callback may run on kafka-python's IO thread, where the
+        lag's position lookups could block: it skips them (the next commit updates the lag).
+        """
+        if isinstance(result, BaseException):
             # partitions moved to another worker meanwhile: it replays them, idempotently
             metrics.COMMIT_FAILURES.inc()
-            log.warning("offset commit refused; the records will be replayed", extra={"error": repr(exc)})
+            log.warning("offset commit refused; the records will be replayed", extra={"error": repr(result)})
             return
         metrics.BATCHES.inc()
         metrics.LAST_COMMIT_TIMESTAMP.set(time.time())
@@ -468,7 +506,8 @@ class Worker:
             "committed",
             extra={"offsets": {f"{tp.topic}/{tp.partition}": off for tp, off in next_offsets.items()}},
         )
-        self._update_lag()
+        if lag:
+            self._update_lag()
 
     def _update_lag(self) -> None:
         try:
@@ -491,6 +530,10 @@ class RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]  # kaf
     def on_partitions_revoked(self, revoked: Any) -> None:
         """Before the group takes partitions away."""
         self._worker.on_partitions_revoked()
+
+    def on_partitions_lost(self, lost: Any) -> None:
+        """After the group took them (kafka-python's default would treat it as a revocation)."""
+        self._worker.on_partitions_lost()
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         """Nothing to do: we resume from the committed offsets."""

@@ -40,11 +40,21 @@ from kafka.errors import KafkaError
 
 from ca4_events import names
 from local_stack import s3
-from local_stack.procs import http_ok
-from tests.integration.support import Stack, committed, drained, log_lines, log_offset, topic_records
+from local_stack.config import free_port
+from local_stack.procs import Process, http_ok, python
+from tests.integration.support import (
+    Stack,
+    committed,
+    drained,
+    eventually,
+    log_lines,
+    log_offset,
+    topic_records,
+)
 from tests.tools import loadgen
 
 SETTLE_TIMEOUT_S = 180.0
+FLOWING_TIMEOUT_S = 60.0
 ARCHIVE_CLOCK_SLACK = dt.timedelta(seconds=5)  # S3's LastModified has one-second resolution
 
 
@@ -133,6 +143,29 @@ class Stream:
         self._out = out
         self._proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
+    def flowing(self, timeout: float = FLOWING_TIMEOUT_S) -> float:
+        """Block until the API has acknowledged the stream's first events; seconds it took.
+
+        A fault injected before the generator's first request (its interpreter can take
+        seconds to start on a loaded machine) would prove nothing: every answer would be
+        a refusal, or the worker would have nothing to fail on.
+        """
+        started = time.monotonic()
+        deadline = started + timeout
+        while time.monotonic() < deadline:
+            text = self._out.read_text() if self._out.exists() else ""
+            complete = text[: text.rfind("\n") + 1].splitlines()
+            if any(json.loads(line).get("acked") for line in complete):
+                return time.monotonic() - started
+            if self._proc.poll() is not None:
+                _, stderr = self._proc.communicate()
+                raise AssertionError(
+                    f"the load generator exited ({self._proc.returncode}) before any event was "
+                    f"acknowledged: {stderr[-2000:]}"
+                )
+            time.sleep(0.05)
+        raise AssertionError(f"no event of the stream was acknowledged within {timeout:.0f} s")
+
     def wait(self, timeout: float = 400.0) -> StreamResult:
         """Wait for the generator to finish; its per-request lines, with its own summary."""
         stdout, stderr = self._proc.communicate(timeout=timeout)
@@ -177,7 +210,7 @@ class Reliability:
     def stream(
         self, run: Run, events: int | None = None, rate: float | None = None, concurrency: int = 4
     ) -> Stream:
-        """Start streaming ``events`` snapshots tagged with the run."""
+        """Start streaming ``events`` snapshots tagged with the run; returns once events are acknowledged."""
         out = self.workdir / f"{run.id}-{uuid.uuid4().hex[:4]}.jsonl"
         command = loadgen.argv(
             self.stack.cfg.api_url,
@@ -189,7 +222,9 @@ class Reliability:
             out=out,
             run=run.id,
         )
-        return Stream(command, out)
+        stream = Stream(command, out)
+        stream.flowing()
+        return stream
 
     # --- observations -------------------------------------------------------------------
 
@@ -350,3 +385,24 @@ def sampled(probe: Callable[[], Any], every_s: float = 0.25) -> Iterator[list[An
     finally:
         stop.set()
         thread.join(timeout=5)
+
+
+@contextlib.contextmanager
+def second_worker(stack: Stack) -> Iterator[Process]:
+    """Another Metadata Worker in the group, as the Deployment's second replica: it joins
+    (the first worker's partitions are revoked and shared out), the block runs, and it
+    leaves with SIGTERM (revoked and shared out again)."""
+    cfg = stack.cfg
+    port = free_port()
+    proc = Process("metadata-worker-2", cfg.run_dir, cfg.logs_dir)
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "VIRTUAL_ENV")
+    env = {k: v for k, v in os.environ.items() if k in keep}
+    proc.start(
+        [python(), "-m", "metadata_worker"],
+        {**env, "PYTHONUNBUFFERED": "1", **cfg.worker_env(), "WORKER_HTTP_PORT": str(port)},
+    )
+    try:
+        eventually("the second worker ready", lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), 60)
+        yield proc
+    finally:
+        proc.stop(timeout=30)

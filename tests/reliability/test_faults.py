@@ -18,8 +18,17 @@ import httpx
 import pytest
 
 from ca4_events import names
+from local_stack import services
 from tests.integration.support import component_down, reconfigured, stopped
-from tests.reliability.harness import SETTLE_TIMEOUT_S, Reliability, Row, StreamResult, moved, sampled
+from tests.reliability.harness import (
+    SETTLE_TIMEOUT_S,
+    Reliability,
+    Row,
+    StreamResult,
+    moved,
+    sampled,
+    second_worker,
+)
 from tests.tools.tcpproxy import TcpProxy
 
 SEED = 20261128  # the random kill moments are reproducible
@@ -108,6 +117,36 @@ def test_database_stopped_worker_commits_nothing_and_resumes(reliability: Reliab
     assert offsets, "no committed offsets sampled during the outage"
     assert not moved(offsets), f"offsets moved on partitions {moved(offsets)} while the database was down"
     assert ready and not any(ready), "the worker reported ready while the database was down"
+    assert_nothing_lost(row)
+
+
+def test_a_second_worker_joining_and_leaving_under_load_loses_nothing(reliability: Reliability) -> None:
+    """The Deployment runs two workers: a rollout revokes partitions from a worker that holds
+    stored but not yet archived batches. It archives and commits them without blocking the
+    group's IO thread (kafka-python 3 refuses that), and neither worker dies."""
+    cfg = reliability.stack.cfg
+    first = services.worker_process(cfg)
+    pid = first.pid()
+    run = reliability.begin("rollout")
+    stream = reliability.stream(run)
+    time.sleep(0.5)
+    with second_worker(reliability.stack) as second:
+        time.sleep(2.0)  # the second worker consumes its share
+        second_pid = second.pid()
+        second_log = second.log_file
+    result = stream.wait()
+    logs = first.log_file.read_bytes()[run.worker_log :] + second_log.read_bytes()
+    failed = [line for line in logs.splitlines() if b"rebalance listener" in line and b"failed" in line]
+    row = reliability.row(
+        "a second worker joins and leaves under load",
+        run,
+        result,
+        first_worker_restarted=first.pid() != pid,
+        listener_errors=len(failed),
+    )
+    assert second_pid is not None, "the second worker was not running while the stream went on"
+    assert first.pid() == pid, "the first worker died at a rebalance"
+    assert not failed, f"the rebalance listener failed: {failed[0]}"
     assert_nothing_lost(row)
 
 

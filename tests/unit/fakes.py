@@ -61,6 +61,9 @@ class FakeConsumer:
         self.paused_parts: set[TopicPartition] = set()
         self.pause_calls = 0
         self.polls = 0
+        self.in_listener = False  # set by a test that plays kafka-python's IO thread
+        self.async_commits: list[dict[TopicPartition, int]] = []
+        self.refuse_async: BaseException | None = None
 
     def poll(
         self, timeout_ms: int = 0, max_records: int | None = None
@@ -75,7 +78,16 @@ class FakeConsumer:
         return out
 
     def commit(self, offsets: dict[TopicPartition, Any], timeout_ms: int | None = None) -> None:
+        if self.in_listener:
+            # kafka-python 3 refuses a blocking call on its IO thread, where listeners run
+            raise RuntimeError("Cannot block on net.run() from the IO thread itself.")
         self.commits.append({tp: meta.offset for tp, meta in offsets.items()})
+
+    def commit_async(self, offsets: dict[TopicPartition, Any], callback: Any = None) -> None:
+        """Answered at once: refused when ``refuse_async`` holds an exception."""
+        self.async_commits.append({tp: meta.offset for tp, meta in offsets.items()})
+        if callback is not None:
+            callback(offsets, self.refuse_async or object())
 
     def assignment(self) -> set[TopicPartition]:
         return {TopicPartition("gpu-metadata", p) for p in range(3)}

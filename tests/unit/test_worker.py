@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import logging
 import threading
 import uuid
 from typing import Any
@@ -12,9 +13,18 @@ from typing import Any
 import mongomock
 import pytest
 from kafka import TopicPartition
+from kafka.errors import CommitFailedError
 
 from ca4_events.schema import GpuMetadataEvent
-from metadata_worker.consumer import BatchProcessor, BatchReport, Health, PendingArchive, Worker, decode
+from metadata_worker.consumer import (
+    BatchProcessor,
+    BatchReport,
+    Health,
+    PendingArchive,
+    RebalanceListener,
+    Worker,
+    decode,
+)
 from metadata_worker.dlq import DeadLetterPublisher
 from metadata_worker.errors import PoisonRecord, SinkUnavailable
 from metadata_worker.sinks.mongo import MongoSink
@@ -326,9 +336,43 @@ def test_a_rebalance_flushes_and_commits_what_is_held(load_event: GpuMetadataEve
     batch = rig.processor.prepare([record(3, event_bytes(load_event), partition=1)])
     rig.processor.deliver(batch)
     rig.pending.add(batch)
-    worker.on_partitions_revoked()
-    assert consumer.commits == [{TopicPartition("gpu-metadata", 1): 4}]
+    consumer.in_listener = True  # kafka-python runs listeners on its IO thread: no blocking commit
+    RebalanceListener(worker).on_partitions_revoked({TopicPartition("gpu-metadata", 1)})
+    assert consumer.async_commits == [{TopicPartition("gpu-metadata", 1): 4}], (
+        f"expected one asynchronous commit of offset 4, got {consumer.async_commits}"
+    )
     assert len(rig.pending) == 0 and any(k.startswith("enriched/") for k in rig.s3.objects)
+
+
+def test_a_refused_commit_at_rebalance_is_logged_not_raised(
+    load_event: GpuMetadataEvent, caplog: pytest.LogCaptureFixture
+) -> None:
+    rig = Rig(flush_records=1000)
+    consumer = FakeConsumer([])
+    consumer.in_listener = True
+    consumer.refuse_async = CommitFailedError("generation moved on")
+    worker = _archiving_worker(rig, consumer)
+    batch = rig.processor.prepare([record(3, event_bytes(load_event))])
+    rig.processor.deliver(batch)
+    rig.pending.add(batch)
+    with caplog.at_level(logging.WARNING, logger="metadata_worker.consumer"):
+        worker.on_partitions_revoked()
+    assert "offset commit refused; the records will be replayed" in caplog.messages, caplog.messages
+    assert len(rig.pending) == 0
+
+
+def test_lost_partitions_drop_what_is_held_without_committing(load_event: GpuMetadataEvent) -> None:
+    """Evicted (a broker restart, a missed session): a commit would be refused; replay instead."""
+    rig = Rig(flush_records=1000)
+    consumer = FakeConsumer([])
+    consumer.in_listener = True
+    worker = _archiving_worker(rig, consumer)
+    batch = rig.processor.prepare([record(3, event_bytes(load_event))])
+    rig.processor.deliver(batch)
+    rig.pending.add(batch)
+    RebalanceListener(worker).on_partitions_lost({TopicPartition("gpu-metadata", 0)})
+    assert consumer.commits == [] and consumer.async_commits == [], "nothing may be committed"
+    assert len(rig.pending) == 0, "the held batches are replayed from the last commit"
 
 
 def test_a_failed_flush_at_rebalance_leaves_the_records_to_the_next_owner(
