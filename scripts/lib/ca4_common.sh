@@ -263,7 +263,8 @@ kafka_brokers() {
 # image_tag: the tag of the CA4 image for this checkout: git-<commit>. A working tree with
 # uncommitted changes under the image's inputs gets -dirty-<hash of the diff> only with
 # CA4_IMAGE_ALLOW_DIRTY=1, so a tag always names exactly one content.
-CA4_IMAGE_INPUTS=(Dockerfile .dockerignore pyproject.toml uv.lock README.md services scripts/lib/fetch_ca_bundle.py)
+# what enters the build context (.dockerignore): the rehearsal's tooling stays out of both
+CA4_IMAGE_INPUTS=(Dockerfile .dockerignore pyproject.toml uv.lock README.md services ':(exclude)services/rehearsal' scripts/lib/fetch_ca_bundle.py)
 image_tag() {
   need_cmd git "deriving the image tag from the commit"
   local sha dirty
