@@ -36,3 +36,16 @@ Feature: Preflight - every component the pipeline needs is up and ready
       | platform   |
       | app        |
       | monitoring |
+
+  @cluster
+  Scenario: Prometheus scrapes the services and every node's cAdvisor
+    Given the pipeline target
+    When I list the targets Prometheus scrapes
+    Then every instance of the jobs "processor-api, metadata-worker" is up
+    And every node has a cAdvisor target that is up
+
+  @cluster
+  Scenario: The dashboards' container and node panels return data
+    Given the pipeline target
+    When I run the queries of the dashboard panels that read cAdvisor
+    Then every one of them returns data
