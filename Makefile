@@ -86,6 +86,11 @@ rehearsal-up: $(VENV)/.bootstrapped rehearsal-packages ## build (once, cached) a
 	@echo ">> rehearsal-up: Kubernetes from the Go module proxy on nodes in network namespaces (CA4_REHEARSAL_NODES, default 1)"
 	$(NOX) -s rehearsal -- up
 
+.PHONY: rehearsal
+rehearsal: $(VENV)/.bootstrapped rehearsal-packages ## the whole ca4-* lifecycle on the rehearsal, twice (the second changes nothing); reports/verify-rehearsal.md
+	@echo ">> rehearsal: the contract's ca4-* targets, unchanged, against the rehearsal's stand-ins for AWS (CA4_REHEARSAL_NODES, default 1)"
+	$(NOX) -s rehearsal -- lifecycle
+
 .PHONY: rehearsal-down
 rehearsal-down: $(VENV)/.bootstrapped ## stop the rehearsal cluster; remove its namespaces, links, cgroups; restore sysctls
 	$(NOX) -s rehearsal -- down

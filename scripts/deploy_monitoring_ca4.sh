@@ -12,7 +12,8 @@ CA4_SCRIPT=deploy_monitoring_ca4.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/ca4_common.sh"
 
 NAMESPACE=monitoring
-MANIFESTS="$CA4_REPO_ROOT/manifests/monitoring"
+# another kustomization of manifests/monitoring (the rehearsal leaves out what it cannot run)
+MANIFESTS="${CA4_MONITORING_MANIFESTS:-$CA4_REPO_ROOT/manifests/monitoring}"
 PASSWORD_FILE="${CA4_GRAFANA_PASSWORD_FILE:-$CA4_SECRETS_DIR/ca4-grafana-admin-password}"
 ADMIN_USER="${GRAFANA_ADMIN_USER:-admin}"
 TIMEOUT="${CA4_DEPLOY_TIMEOUT:-300}"
@@ -39,7 +40,8 @@ Open Grafana afterwards: make ca4-tunnels-up, then http://localhost:$CA4_GRAFANA
 
 Needs: 'make ca4-platform-setup' done (namespace monitoring), kubectl, the K3s API tunnel.
 Environment: CA4_KUBECONFIG (default kubeconfigs/ca4-kubeconfig), GRAFANA_ADMIN_PASSWORD,
-GRAFANA_ADMIN_USER, CA4_GRAFANA_PASSWORD_FILE, CA4_SECRETS_DIR, CA4_DEPLOY_TIMEOUT.
+GRAFANA_ADMIN_USER, CA4_GRAFANA_PASSWORD_FILE, CA4_SECRETS_DIR, CA4_DEPLOY_TIMEOUT,
+CA4_MONITORING_MANIFESTS (a kustomization to apply instead of manifests/monitoring).
 USAGE
 }
 
@@ -86,7 +88,7 @@ kc create secret generic grafana-admin --namespace "$NAMESPACE" \
   kc_apply -f -
 
 # --- everything else: kustomize builds the ConfigMaps from the repo's files ---------------
-say "applying manifests/monitoring (Prometheus, kafka-exporter, Loki, Alloy, Grafana, dashboards)"
+say "applying ${MANIFESTS#"$CA4_REPO_ROOT"/} (kubectl apply --server-side -k)"
 kc_apply -k "$MANIFESTS"
 
 if ! wait_rollouts "$NAMESPACE" "$TIMEOUT"; then

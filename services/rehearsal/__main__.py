@@ -1,9 +1,11 @@
-"""``python -m rehearsal up|down|status|build``: the rehearsal cluster (``make rehearsal-up`` ...)."""
+"""``python -m rehearsal up|down|status|build|nodes|image|standins|lifecycle|env``: the rehearsal cluster
+(``make rehearsal-up``, ``make rehearsal`` ...)."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 
@@ -31,6 +33,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("status", help="each daemon and node")
     sub.add_parser("build", help="only build the binaries (cached)")
     sub.add_parser("image", help="build the project's Dockerfile with buildah and load it on every node")
+    sub.add_parser(
+        "nodes", help="only the bare instances: bastion, nodes with containerd and sshd, the AWS stand-ins"
+    )
+    sub.add_parser(
+        "lifecycle",
+        help="make rehearsal: the ca4-* targets in the contract's order on the rehearsal, twice "
+        "(the second must change nothing); reports/verify-rehearsal.md",
+    )
+    sub.add_parser(
+        "env",
+        help="print the rehearsal's configuration as export lines, to run one ca4-* target by hand: "
+        'eval "$(python -m rehearsal env)"; make ca4-verify-preflight',
+    )
     standins = sub.add_parser(
         "standins",
         help="build the stand-ins for apache/kafka and prom/prometheus and load them on every node "
@@ -44,28 +59,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("rehearsal: needs root (network namespaces, mounts, containerd)", file=sys.stderr)
         return 2
     try:
-        cluster = Cluster(Settings.from_env(REPO, default_cache_dir()))
-        if args.command == "up":
-            cluster.up()
-        elif args.command == "down":
-            for line in cluster.down() or ["nothing was running"]:
-                print(f"  {line}")
-        elif args.command == "status":
-            rows = cluster.status()
-            for what, state in rows:
-                print(f"  {what:32} {state}")
-            return 0 if any("running" in s for _, s in rows) else 3
-        elif args.command == "image":
-            print(cluster.project_image().ref)
-        elif args.command == "standins":
-            images = cluster.standin_images(load=not args.build_only)
-            for ref, image in images.items():
-                print(f"{ref} <- {image.ref}")
-        else:
-            cluster.builder.ensure()
+        return run(Cluster(Settings.from_env(REPO, default_cache_dir())), args)
     except (RehearsalError, BuildError, ImageError) as exc:
         print(f"rehearsal: {exc}", file=sys.stderr)
         return 1
+
+
+def run(cluster: Cluster, args: argparse.Namespace) -> int:
+    """One command; its exit status."""
+    if args.command == "status":
+        rows = cluster.status()
+        for what, state in rows:
+            print(f"  {what:32} {state}")
+        return 0 if any("running" in s for _, s in rows) else 3
+    if args.command in ("lifecycle", "env"):
+        return _lifecycle(cluster, args.command)
+    if args.command == "down":
+        for line in cluster.down() or ["nothing was running"]:
+            print(f"  {line}")
+        return 0
+    if args.command == "standins":
+        for ref, image in cluster.standin_images(load=not args.build_only).items():
+            print(f"{ref} <- {image.ref}")
+    elif args.command == "image":
+        print(cluster.project_image().ref)
+    elif args.command == "nodes":
+        cluster.nodes()
+    elif args.command == "up":
+        cluster.up()
+    else:
+        cluster.builder.ensure()
+    return 0
+
+
+def _lifecycle(cluster: Cluster, command: str) -> int:
+    """``lifecycle``: both rounds and the report; ``env``: the configuration as export lines."""
+    from rehearsal.lifecycle import Lifecycle  # noqa: PLC0415 - only these commands need it
+
+    lifecycle = Lifecycle(cluster)
+    if command == "lifecycle":
+        return 0 if lifecycle.run() else 1
+    for key, value in sorted(lifecycle.configuration().items()):
+        print(f"export {key}={shlex.quote(value)}")
     return 0
 
 

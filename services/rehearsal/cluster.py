@@ -22,6 +22,7 @@ import base64
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -175,13 +176,14 @@ class Cluster(Daemons):
         repo = Path(__file__).resolve().parents[2]
         with step("scripts/bootstrap_k3s_ca4.sh: the K3s install interface over SSH through the bastion"):
             self.script([str(repo / "scripts" / "bootstrap_k3s_ca4.sh")], timeout=900)
-        self.pki.kubeconfig("admin", f"https://127.0.0.1:{self.s.api_port}", self.kubeconfig)
+        self.admin_kubeconfig()
         with step("K3s's bundled parts: CoreDNS, local-path (the default StorageClass), Traefik"):
             for workload in ("deployment/coredns", "deployment/local-path-provisioner", "daemonset/traefik"):
                 self.rollout("kube-system", workload)
 
     def script(self, argv: list[str], timeout: float) -> None:
-        """A live script (or make target) with the rehearsal's configuration; its output as notes."""
+        """A live script (or make target) with the rehearsal's configuration; its output as notes.
+        A failure names the script (the last path in ``argv``: past unshare's wrapper)."""
         done = subprocess.run(
             argv,
             env={**os.environ, **self.script_env()},
@@ -193,7 +195,8 @@ class Cluster(Daemons):
         for line in (done.stdout + done.stderr).strip().splitlines():
             note(f"  {line}")
         if done.returncode != 0:
-            raise RehearsalError(f"{Path(argv[0]).name} exited {done.returncode} (its output is above)")
+            named = [a for a in argv if "/" in a] or argv
+            raise RehearsalError(f"{Path(named[-1]).name} exited {done.returncode} (its output is above)")
 
     def _stage_addons(self, server: Node, images: dict[str, Image]) -> None:
         """K3s's bundled parts, rendered into the server's manifests folder (K3s applies what is
@@ -262,10 +265,19 @@ class Cluster(Daemons):
             self.import_image(node, image)
 
     def project_image(self) -> Image:
+        """The project's image built (``build_project_image``) and loaded on every node by
+        ``scripts/image_ca4.sh load``, the code path of ``make ca4-image-load``."""
+        repo = Path(__file__).resolve().parents[2]
+        image = self.build_project_image()
+        with step("scripts/image_ca4.sh load: podman save | ssh -J bastion | k3s ctr import, on each node"):
+            self.image_load(repo)
+        return image
+
+    def build_project_image(self) -> Image:
         """The project's own Dockerfile, built for real with buildah on a Debian 12 base made
         with debootstrap (BASE_IMAGE, trusting the rehearsal's "public" CA as Debian trusts the
-        public ones), tagged as ``scripts/image_ca4.sh tag`` names it, and imported into every
-        node. The image's DocumentDB CA bundle is the DocumentDB stand-in's CA."""
+        public ones), tagged as ``scripts/image_ca4.sh tag`` names it (so ``make ca4-image-build``
+        finds it built). The image's DocumentDB CA bundle is the DocumentDB stand-in's CA."""
         repo = Path(__file__).resolve().parents[2]
         done = subprocess.run(
             [str(repo / "scripts" / "image_ca4.sh"), "tag"],
@@ -285,10 +297,13 @@ class Cluster(Daemons):
             image = self.buildah.dockerfile(
                 ref, repo, {"BASE_IMAGE": base, "DOCUMENTDB_CA_BUNDLE_PEM_B64": ca}
             )
-        with step("scripts/image_ca4.sh load: podman save | ssh -J bastion | k3s ctr import, on each node"):
-            self.image_load(repo)
         self.images["project"] = image
         return image
+
+    def admin_kubeconfig(self) -> Path:
+        """The rehearsal's own admin kubeconfig, through its API tunnel (once the server made
+        its certificates and tokens)."""
+        return self.pki.kubeconfig("admin", f"https://127.0.0.1:{self.s.api_port}", self.kubeconfig)
 
     def script_env(self) -> dict[str, str]:
         """What the live scripts get here instead of AWS: configuration only. podman (no daemon)
@@ -324,24 +339,16 @@ class Cluster(Daemons):
         }
 
     def image_load(self, repo: Path) -> None:
-        """``scripts/image_ca4.sh load``, as ``make ca4-image-load`` runs it, against these nodes.
-        podman writes a cache under /var/lib like buildah: in a mount namespace whose /var/lib is
-        buildah's scratch folder, so this machine keeps no trace."""
+        """``scripts/image_ca4.sh load``, as ``make ca4-image-load`` runs it, against these nodes."""
+        self.script(self.scratch_var_lib([f"{repo}/scripts/image_ca4.sh", "load"]), timeout=900)
+
+    def scratch_var_lib(self, argv: list[str]) -> list[str]:
+        """``argv`` in a mount namespace whose /var/lib is a scratch folder of buildah's: podman
+        keeps a blob cache in /var/lib/containers, which this machine must not keep."""
         scratch = self.buildah.root / "var-lib"
         scratch.mkdir(parents=True, exist_ok=True)
-        script = f"mount --bind {scratch} /var/lib && exec {repo}/scripts/image_ca4.sh load"
-        done = subprocess.run(
-            ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script],
-            env={**os.environ, **self.script_env()},
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
-        )
-        for line in (done.stdout + done.stderr).strip().splitlines():
-            note(f"  {line}")
-        if done.returncode != 0:
-            raise RehearsalError(f"scripts/image_ca4.sh load exited {done.returncode} (its output is above)")
+        script = f'mount --bind {shlex.quote(str(scratch))} /var/lib && exec "$@"'
+        return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, "sh", *argv]
 
     def standin_images(self, load: bool = True) -> dict[str, Image]:
         """The stand-ins for the images the manifests pull from public registries (Kafka,

@@ -51,6 +51,9 @@ NS_TIMEOUT_S = 30
 DOCUMENTDB_ADDR = "10.0.1.20"
 S3_ADDR = "198.18.1.21"
 IMDS_ADDR = "169.254.169.254"
+# S3 is public: this machine (the operator's) reaches it too, over a link of its own
+S3_HOST_ADDR = "198.18.1.1"
+S3_PREFIX = 24
 
 
 class TopologyError(RuntimeError):
@@ -248,9 +251,15 @@ class Topology:
                     ip("-n", node.ns, "route", "replace", other.pod_cidr, "via", other.addr)
         self._create_aws()
 
+    @property
+    def s3_link(self) -> str:
+        """This machine's end of the veth to the stand-ins' namespace (S3 is public)."""
+        return f"{PREFIX}-s3"
+
     def _create_aws(self) -> None:
-        """The stand-ins' namespace on the LAN; the nodes route S3 and IMDS to it, it routes the
-        pods' ranges back to their nodes (pod traffic is not masqueraded, as in a VPC)."""
+        """The stand-ins' namespace on the LAN and on a link with this machine (S3 only is
+        reached from both sides); the nodes route S3 and IMDS to it, it routes the pods' ranges
+        back to their nodes (pod traffic is not masqueraded, as in a VPC)."""
         if ip("-n", self.bastion_ns, "link", "show", "aws", check=False).returncode != 0:
             ip(
                 "-n",
@@ -268,9 +277,15 @@ class Topology:
             )
             ip("-n", self.bastion_ns, "link", "set", "aws", "master", "lan", "up")
             ip("-n", self.aws_ns, "addr", "add", f"{DOCUMENTDB_ADDR}/{LAN_PREFIX}", "dev", "eth0")
-            for extra in (S3_ADDR, IMDS_ADDR):
-                ip("-n", self.aws_ns, "addr", "add", f"{extra}/32", "dev", "eth0")
+            ip("-n", self.aws_ns, "addr", "add", f"{IMDS_ADDR}/32", "dev", "eth0")
             ip("-n", self.aws_ns, "link", "set", "eth0", "up")
+        if ip("link", "show", self.s3_link, check=False).returncode != 0:
+            check_free(f"{S3_HOST_ADDR}/{S3_PREFIX}")
+            ip("link", "add", self.s3_link, "type", "veth", "peer", "name", "s3", "netns", self.aws_ns)
+            ip("addr", "add", f"{S3_HOST_ADDR}/{S3_PREFIX}", "dev", self.s3_link)
+            ip("link", "set", self.s3_link, "up")
+            ip("-n", self.aws_ns, "addr", "add", f"{S3_ADDR}/{S3_PREFIX}", "dev", "s3")
+            ip("-n", self.aws_ns, "link", "set", "s3", "up")
         for node in self.nodes:
             ip("-n", self.aws_ns, "route", "replace", node.pod_cidr, "via", node.addr)
             for extra in (S3_ADDR, IMDS_ADDR):
@@ -285,9 +300,10 @@ class Topology:
             if ns in existing:
                 ip("netns", "del", ns, check=False)
                 removed.append(f"namespace {ns}")
-        if ip("link", "show", self.host_link, check=False).returncode == 0:
-            ip("link", "del", self.host_link, check=False)
-            removed.append(f"link {self.host_link}")
+        for link in (self.host_link, self.s3_link):
+            if ip("link", "show", link, check=False).returncode == 0:
+                ip("link", "del", link, check=False)
+                removed.append(f"link {link}")
         return removed
 
 
