@@ -95,6 +95,10 @@ rehearsal: $(VENV)/.bootstrapped rehearsal-packages ## the whole ca4-* lifecycle
 rehearsal-down: $(VENV)/.bootstrapped ## stop the rehearsal cluster; remove its namespaces, links, cgroups; restore sysctls
 	$(NOX) -s rehearsal -- down
 
+.PHONY: rehearsal-clean
+rehearsal-clean: $(VENV)/.bootstrapped ## rehearsal-down, then delete .ca4-rehearsal (keeps the build cache): start again at any size
+	$(NOX) -s rehearsal -- clean
+
 .PHONY: rehearsal-standins
 rehearsal-standins: $(VENV)/.bootstrapped rehearsal-packages ## build the stand-ins for apache/kafka and prom/prometheus (once) and load them on the rehearsal's nodes
 	$(NOX) -s rehearsal -- standins
@@ -185,6 +189,11 @@ ca4-verify-db: $(VENV)/.bootstrapped ## live checks: DocumentDB collections and 
 ca4-verify-e2e: $(VENV)/.bootstrapped ## live end to end: public API -> Kafka -> worker -> DocumentDB + S3
 	@echo ">> ca4-verify-e2e: features/e2e.feature against the live cluster"
 	$(NOX) -s live -- $(CA4_FEATURES)/e2e.feature
+
+.PHONY: ca4-verify-resilience
+ca4-verify-resilience: $(VENV)/.bootstrapped ## live: delete a Kafka broker pod under a load of 1 000 events; nothing lost or doubled
+	@echo ">> ca4-verify-resilience: features/resilience.feature against the live cluster (deletes one broker pod)"
+	$(NOX) -s live -- $(CA4_FEATURES)/resilience.feature
 
 .PHONY: ca4-destroy
 ca4-destroy: ## destroy the AWS stack (Terraform asks unless FORCE=1)

@@ -115,13 +115,18 @@ def stack(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def rehearsal_test(session: nox.Session) -> None:
-    """Tests on the rehearsal cluster (root): nodes Ready at the pin, pods, Services, DNS, a clean down."""
+    """Tests on the rehearsal cluster (root): nodes Ready at the pin, pods, Services, DNS, a clean down;
+    then the whole ca4-* lifecycle on it (`make rehearsal`, brought down after)."""
     install(session, "test")
     # the binaries and the stand-in images first, with their progress lines (cold: about
     # 17 minutes on two cores, cached after): not inside a test, whose timeout would cut them
     session.run("python", "-m", "rehearsal", "build")
     session.run("python", "-m", "rehearsal", "standins", "--build-only")
     session.run("pytest", "tests/rehearsal", *session.posargs)
+    # then what `make rehearsal` runs, on a rehearsal of its own: every ca4-* target of the
+    # contract, twice (the second round must change nothing), brought down afterwards
+    if not session.posargs:
+        session.run("python", "-m", "rehearsal", "lifecycle", "--down")
 
 
 @nox.session(python=PYTHON, default=False)

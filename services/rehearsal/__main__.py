@@ -1,5 +1,5 @@
-"""``python -m rehearsal up|down|status|build|nodes|image|standins|lifecycle|env``: the rehearsal cluster
-(``make rehearsal-up``, ``make rehearsal`` ...)."""
+"""``python -m rehearsal up|down|clean|status|build|nodes|image|standins|lifecycle|env``: the
+rehearsal cluster (``make rehearsal-up``, ``make rehearsal`` ...)."""
 
 from __future__ import annotations
 
@@ -30,16 +30,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="build what is missing, start the cluster, wait for every node Ready")
     sub.add_parser("down", help="stop everything, remove namespaces, links, cgroups; restore sysctls")
+    sub.add_parser(
+        "clean",
+        help="down, then delete the state folder (the datastore, certificates, rendered files; "
+        "the build cache stays): the next up starts from bare instances, at any size",
+    )
     sub.add_parser("status", help="each daemon and node")
     sub.add_parser("build", help="only build the binaries (cached)")
     sub.add_parser("image", help="build the project's Dockerfile with buildah and load it on every node")
     sub.add_parser(
         "nodes", help="only the bare instances: bastion, nodes with containerd and sshd, the AWS stand-ins"
     )
-    sub.add_parser(
+    lifecycle = sub.add_parser(
         "lifecycle",
         help="make rehearsal: the ca4-* targets in the contract's order on the rehearsal, twice "
         "(the second must change nothing); reports/verify-rehearsal.md",
+    )
+    lifecycle.add_argument(
+        "--down",
+        action="store_true",
+        help="stop the rehearsal at the end, whatever happened (make test); by default it stays up, "
+        "with its tunnels open, for exploring",
     )
     sub.add_parser(
         "env",
@@ -73,10 +84,12 @@ def run(cluster: Cluster, args: argparse.Namespace) -> int:
             print(f"  {what:32} {state}")
         return 0 if any("running" in s for _, s in rows) else 3
     if args.command in ("lifecycle", "env"):
-        return _lifecycle(cluster, args.command)
-    if args.command == "down":
+        return _lifecycle(cluster, args.command, down=getattr(args, "down", False))
+    if args.command in ("down", "clean"):
         for line in cluster.down() or ["nothing was running"]:
             print(f"  {line}")
+        if args.command == "clean":
+            print(f"  {cluster.clean()}")
         return 0
     if args.command == "standins":
         for ref, image in cluster.standin_images(load=not args.build_only).items():
@@ -92,13 +105,19 @@ def run(cluster: Cluster, args: argparse.Namespace) -> int:
     return 0
 
 
-def _lifecycle(cluster: Cluster, command: str) -> int:
-    """``lifecycle``: both rounds and the report; ``env``: the configuration as export lines."""
+def _lifecycle(cluster: Cluster, command: str, down: bool = False) -> int:
+    """``lifecycle``: both rounds and the report (``down``: stop it all afterwards, always);
+    ``env``: the configuration as export lines."""
     from rehearsal.lifecycle import Lifecycle  # noqa: PLC0415 - only these commands need it
 
     lifecycle = Lifecycle(cluster)
     if command == "lifecycle":
-        return 0 if lifecycle.run() else 1
+        try:
+            return 0 if lifecycle.run() else 1
+        finally:
+            if down:
+                for line in cluster.down():
+                    print(f"  {line}")
     for key, value in sorted(lifecycle.configuration().items()):
         print(f"export {key}={shlex.quote(value)}")
     return 0

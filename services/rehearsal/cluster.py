@@ -428,6 +428,17 @@ class Cluster(Daemons):
 
     # --- down and status ---------------------------------------------------------------------
 
+    def clean(self) -> str:
+        """After ``down``: delete the state folder; refused while anything is mounted under it."""
+        mounted = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+        inside = [m for m in mounted if m == str(self.state) or m.startswith(f"{self.state}/")]
+        if inside:
+            raise RehearsalError(f"still mounted under {self.state}: {inside[:3]}; run down first")
+        if not self.state.exists():
+            return f"{self.state}: nothing to delete"
+        shutil.rmtree(self.state)
+        return f"deleted {self.state} (the build cache stays)"
+
     def down(self) -> list[str]:
         """Stop everything, delete namespaces and links, remove cgroups, restore sysctls."""
         done = [f"stopped {p.name}" for p in reversed(self.processes()) if p.stop(timeout=15)]

@@ -9,6 +9,7 @@ from tests.bdd.steps.db import *  # noqa: F403
 from tests.bdd.steps.e2e import *  # noqa: F403
 from tests.bdd.steps.kafka import *  # noqa: F403
 from tests.bdd.steps.preflight import *  # noqa: F403
+from tests.bdd.steps.resilience import *  # noqa: F403
 from tests.bdd.steps.security import *  # noqa: F403
 from tests.bdd.targets.base import Target
 

@@ -26,6 +26,7 @@ KIT_TARGETS = frozenset(
         "ca4-verify-kafka",
         "ca4-verify-db",
         "ca4-verify-e2e",
+        "ca4-verify-resilience",
         "ca4-destroy",
         "ca4-tunnels-up",
         "ca4-tunnels-down",

@@ -82,6 +82,18 @@ class Target(ABC):
         """Kubernetes nodes and their Ready condition (cluster targets only)."""
         raise NotImplementedError
 
+    def delete_broker_pod(self) -> str:
+        """Delete the last Kafka broker's pod, as a node failure would; its name (cluster targets only)."""
+        raise NotImplementedError
+
+    def broker_pod_ready(self, name: str) -> bool:
+        """The pod ``name`` is a new one (not the deleted) and Ready (cluster targets only)."""
+        raise NotImplementedError
+
+    def run_documents(self, run: str) -> list[list[Any]]:
+        """``[_id, workload.seq]`` of every stored event whose ``workload.run`` is ``run``."""
+        raise NotImplementedError
+
     def pods(self, namespace: str) -> list[tuple[str, bool]]:
         """Pods of a namespace and whether each is running and ready (cluster targets only)."""
         raise NotImplementedError

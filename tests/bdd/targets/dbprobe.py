@@ -10,6 +10,7 @@ Operations (a JSON list in argv[1]; the result is a JSON list in the same order)
   {"op": "roundtrip", "doc": {...}}          insert into ca4_verify, read back, delete
   {"op": "count", "collection": "..."}       number of documents
   {"op": "get", "collection": "...", "id": "..."}   one document by _id, or null
+  {"op": "run", "collection": "...", "run": "..."}  [_id, workload.seq] of a load's events
   {"op": "collections"}                      collection names
 """
 
@@ -55,6 +56,9 @@ def run(uri: str, database: str, ops: list[dict[str, Any]]) -> list[Any]:
                 out.append(db[op["collection"]].count_documents({}))
             elif kind == "get":
                 out.append(_plain(db[op["collection"]].find_one({"_id": op["id"]})))
+            elif kind == "run":
+                found = db[op["collection"]].find({"workload.run": op["run"]}, {"_id": 1, "workload.seq": 1})
+                out.append([[d["_id"], d.get("workload", {}).get("seq")] for d in found])
             elif kind == "collections":
                 out.append(sorted(db.list_collection_names()))
             else:

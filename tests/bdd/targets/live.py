@@ -35,6 +35,7 @@ from tests.bdd.targets import dbprobe, live_inputs
 from tests.bdd.targets.base import Target
 
 APP_NS = "app"
+PLATFORM_NS = "platform"
 WORKER_LABEL = "app.kubernetes.io/name=metadata-worker"
 TOOLBOX_NAME = "ca4-db-toolbox"
 
@@ -70,6 +71,7 @@ class LiveTarget(Target):
         self.bucket = self.inputs.bucket
         self.archive_prefix = self.inputs.prefix
         self.brokers = self.inputs.brokers
+        self._deleted_uids: dict[str, str] = {}  # broker pod name -> the uid it had when deleted
         self.timeout_s = float(env.get("CA4_VERIFY_TIMEOUT", "120"))
         self.tunnel_problem = ""
         self._k8s: Any = None
@@ -215,6 +217,35 @@ class LiveTarget(Target):
             ready = pod.status.phase == "Running" and bool(statuses) and all(s.ready for s in statuses)
             out.append((pod.metadata.name, ready))
         return out
+
+    def delete_broker_pod(self) -> str:
+        """Delete the last broker's pod (kafka-<replicas - 1>); the StatefulSet makes a new one."""
+        api = self._api()
+        replicas = api.AppsV1Api().read_namespaced_stateful_set("kafka", PLATFORM_NS, _request_timeout=10)
+        name = f"kafka-{(replicas.spec.replicas or 1) - 1}"
+        core = api.CoreV1Api()
+        self._deleted_uids[name] = core.read_namespaced_pod(
+            name, PLATFORM_NS, _request_timeout=10
+        ).metadata.uid
+        core.delete_namespaced_pod(name, PLATFORM_NS, _request_timeout=10)
+        return name
+
+    def broker_pod_ready(self, name: str) -> bool:
+        """A new pod of that name, Ready."""
+        from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
+
+        try:
+            pod = self._api().CoreV1Api().read_namespaced_pod(name, PLATFORM_NS, _request_timeout=10)
+        except ApiException:
+            return False  # not created yet
+        conditions = pod.status.conditions or []
+        ready = any(c.type == "Ready" and c.status == "True" for c in conditions)
+        return ready and pod.metadata.uid != self._deleted_uids.get(name)
+
+    def run_documents(self, run: str) -> list[list[Any]]:
+        """Through the toolbox Job, as every database read here."""
+        (docs,) = self.db([{"op": "run", "collection": names.COLLECTION_EVENTS, "run": run}])
+        return list(docs)
 
     def api_environment(self) -> dict[str, str]:
         """Names of the variables the API Deployment sets (values of secrets are not read)."""
