@@ -95,14 +95,14 @@ def local(session: nox.Session) -> None:
 
     `make test` runs them inside the integration session instead, on its stack.
     """
-    install(session, "test")
+    install(session, "test", "notebook")  # the e2e feature runs the Colab notebook
     _features(session, "local")
 
 
 @nox.session(python=PYTHON, default=False)
 def live(session: nox.Session) -> None:
     """The same features against the live cluster through the tunnels (`-- features/e2e.feature` for one)."""
-    install(session, "test", "live")
+    install(session, "test", "live", "notebook")  # the e2e feature runs the Colab notebook
     _features(session, "live")
 
 

@@ -21,3 +21,13 @@ Feature: End to end - a Colab-like client's snapshot lands everywhere it should
     When the client posts the snapshot to the Processor API
     Then the API answers 202 with the snapshot's event id
     And the archive object holding the snapshot exists
+
+  Scenario: The producer client replays the H200 captures through the Processor API
+    When the producer client replays the H200 captures to the Processor API
+    Then each of the client's requests was answered 202
+    And every event the client sent is stored
+
+  Scenario: The Colab notebook, run headlessly in replay mode, posts through the Processor API
+    When the Colab notebook runs headlessly in replay mode against the Processor API
+    Then each of the client's requests was answered 202
+    And every event the client sent is stored

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.bdd.steps.common import *  # noqa: F403 - pytest-bdd step fixtures must be visible here
+from tests.bdd.steps.clients import *  # noqa: F403 - pytest-bdd step fixtures must be visible here
+from tests.bdd.steps.common import *  # noqa: F403
 from tests.bdd.steps.db import *  # noqa: F403
 from tests.bdd.steps.e2e import *  # noqa: F403
 from tests.bdd.steps.kafka import *  # noqa: F403

@@ -9,62 +9,25 @@ this checkout and served over loopback HTTP, so the notebook's download-verify-i
 
 from __future__ import annotations
 
-import functools
-import http.server
-import json
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from ca4_events import names
-from ca4_producer.bundle import Bundle, build_bundle
+from ca4_producer.bundle import Bundle
 from tests.integration.support import Stack
+from tests.tools import notebook
 
-try:
-    import nbformat
-    from nbclient import NotebookClient
-except ImportError as exc:  # pragma: no cover - a setup mistake, not a test outcome
-    raise ImportError(
-        "tests/integration/test_notebook.py needs the `notebook` dependency group "
-        "(nbclient, nbformat, ipykernel) in the integration environment"
-    ) from exc
-
-NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "ca4_colab_producer.ipynb"
 H200_UUID = "GPU-bfb5ba6a-db8e-fc7b-5fdc-aeabcd37bce1"
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # the base class names it `format`
-        """No access log on stderr."""
 
 
 @pytest.fixture
 def served_bundle(tmp_path: Path) -> Iterator[tuple[str, Bundle]]:
     """The producer bundle of this checkout, at an http://127.0.0.1 URL."""
-    bundle = build_bundle(tmp_path / "www")
-    handler = functools.partial(_QuietHandler, directory=str(bundle.path.parent))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/{bundle.path.name}", bundle
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
-def _stdout(nb: Any) -> list[str]:
-    """Each code cell's printed output."""
-    return [
-        "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("name") == "stdout")
-        for cell in nb.cells
-        if cell.cell_type == "code"
-    ]
+    with notebook.served_bundle(tmp_path / "www") as served:
+        yield served
 
 
 def test_the_notebook_runs_headlessly_and_its_events_are_stored(
@@ -72,7 +35,6 @@ def test_the_notebook_runs_headlessly_and_its_events_are_stored(
     h200_dir: Path,
     served_bundle: tuple[str, Bundle],
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     url, bundle = served_bundle
     env = {
@@ -84,22 +46,9 @@ def test_the_notebook_runs_headlessly_and_its_events_are_stored(
         "CA4_BATCH_SIZE": "4",
         "CA4_PRODUCER_BUNDLE_URL": url,
         "CA4_PRODUCER_BUNDLE_SHA256": bundle.sha256,
-        # keep Jupyter's and IPython's state in this test's folder, and its path warnings quiet
-        "JUPYTER_PLATFORM_DIRS": "1",
-        "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"),
-        "IPYTHONDIR": str(tmp_path / "ipython"),
-        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
     }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)  # the kernel is a child process and inherits them
-
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(
-        nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-    ).execute()
-    nbformat.write(nb, tmp_path / "executed.ipynb")  # kept for reading when this fails
-    out = _stdout(nb)
-    text = "\n".join(out)
+    run = notebook.execute(env, tmp_path)
+    out, text, result = run.stdout, run.text, run.result
 
     assert f"sha256={bundle.sha256} (verified)" in text, (
         f"the bundle was not downloaded and verified:\n{text}"
@@ -117,8 +66,6 @@ def test_the_notebook_runs_headlessly_and_its_events_are_stored(
     ), f"accelerators table:\n{table}"
     assert "POST /metadata -> 202  1 event(s)  attempts=1" in text
 
-    line = next(ln for ln in text.splitlines() if ln.startswith("CA4_RESULT "))
-    result = json.loads(line.removeprefix("CA4_RESULT "))
     assert result["accelerators"] == [H200_UUID]
     assert result["first"]["status"] == 202 and len(result["first"]["event_ids"]) == 1
     batches = result["batches"]
@@ -131,7 +78,7 @@ def test_the_notebook_runs_headlessly_and_its_events_are_stored(
         f"{taken} snapshots in batches of 4: {batches}"
     )
 
-    ids = result["first"]["event_ids"] + [i for b in batches for i in b["event_ids"]]
+    ids = run.event_ids
     stored = local_stack.wait_for_documents(ids, timeout=60)
     events = local_stack.db[names.COLLECTION_EVENTS]
     assert events.count_documents({"source.session_id": result["session_id"]}) == 1 + taken, (

@@ -19,6 +19,7 @@ from tests.tools import loadgen
 
 BATCH = 50
 CONCURRENCY = 4
+LOAD_S = 20.0  # the batches are spread over this long, so the load spans the broker's absence
 RETRY_FOR_S = 300.0  # how long one batch is retried through refusals (a broker restart)
 SETTLE_S = 300.0  # how long the worker may take to store everything after the load
 
@@ -33,11 +34,16 @@ class Load:
     refusals: Counter[int | str] = field(default_factory=Counter)  # status (or error) -> count
     unacked: list[str] = field(default_factory=list)  # ids never acknowledged within RETRY_FOR_S
     deleted: str = ""
+    acked_at_delete: int = 0  # how many were acknowledged when the pod was deleted
     seconds: float = 0.0
 
 
-def _post_until_acked(target: Target, batch: list[dict[str, Any]], load: Load, lock: threading.Lock) -> None:
-    """POST one batch; refused events (503, 207 parts, transport errors) again, after Retry-After."""
+def _post_until_acked(
+    target: Target, batch: list[dict[str, Any]], at: float, load: Load, lock: threading.Lock
+) -> None:
+    """At ``at`` (monotonic), POST one batch; refused events (503, 207 parts, transport errors)
+    again, after Retry-After."""
+    time.sleep(max(0.0, at - time.monotonic()))
     pending = list(batch)
     deadline = time.monotonic() + RETRY_FOR_S
     while pending and time.monotonic() < deadline:
@@ -73,7 +79,8 @@ def _post_until_acked(target: Target, batch: list[dict[str, Any]], load: Load, l
     target_fixture="load",
 )
 def post_while_deleting_a_broker(target: Target, count: int) -> Load:
-    """Batches of 50 from 4 threads; the last broker's pod deleted once a tenth is acknowledged."""
+    """Batches of 50 spread over 20 s, 4 at a time; the last broker's pod deleted once a tenth is
+    acknowledged."""
     target.require("cluster", "api", "token")
     run = f"resilience-{uuid.uuid4().hex[:8]}"
     events = loadgen.make_events(run, count)
@@ -81,9 +88,15 @@ def post_while_deleting_a_broker(target: Target, count: int) -> Load:
     lock = threading.Lock()
     batches = [events[i : i + BATCH] for i in range(0, count, BATCH)]
     started = time.monotonic()
+    every = LOAD_S / len(batches)
     with ThreadPoolExecutor(CONCURRENCY) as pool:
-        futures = [pool.submit(_post_until_acked, target, b, load, lock) for b in batches]
+        futures = [
+            pool.submit(_post_until_acked, target, b, started + i * every, load, lock)
+            for i, b in enumerate(batches)
+        ]
         target.eventually("a tenth of the load acknowledged", lambda: len(load.acked) >= count // 10, 120)
+        with lock:
+            load.acked_at_delete = len(load.acked)
         load.deleted = target.delete_broker_pod()
         for future in futures:
             future.result()
@@ -106,6 +119,7 @@ def broker_back(target: Target, load: Load) -> None:
 @then("the client got every snapshot acknowledged, retrying what was refused")
 def all_acknowledged(load: Load) -> None:
     """Refusals are allowed (the API says 503 while Kafka cannot take acks=all); silence is not."""
+    assert load.acked_at_delete < len(load.ids), "the load was over before the broker pod was deleted"
     assert not load.unacked, (
         f"{len(load.unacked)} of {len(load.ids)} snapshots were still refused after {RETRY_FOR_S:.0f} s "
         f"of retries (refusals: {dict(load.refusals)}; broker pod {load.deleted} deleted)"
