@@ -19,7 +19,7 @@ import pytest
 
 from ca4_events import names
 from local_stack import services
-from tests.integration.support import component_down, reconfigured, stopped
+from tests.integration.support import component_down, eventually, reconfigured, stopped
 from tests.reliability.harness import (
     SETTLE_TIMEOUT_S,
     Reliability,
@@ -32,6 +32,7 @@ from tests.reliability.harness import (
 from tests.tools.tcpproxy import TcpProxy
 
 SEED = 20261128  # the random kill moments are reproducible
+NOTICE_S = 30.0  # how long the worker may take to see that a sink is down (and say so on /readyz)
 
 
 def assert_nothing_lost(row: Row) -> None:
@@ -103,7 +104,8 @@ def test_database_stopped_worker_commits_nothing_and_resumes(reliability: Reliab
     stream = reliability.stream(run, rate=reliability.scale.rate / 2)
     time.sleep(1.0)
     with component_down(cfg, "ferretdb"):
-        time.sleep(1.0)  # let the worker notice and stop committing
+        # the worker notices at its next write or ping (a server selection timeout later)
+        eventually("the worker reporting not ready", lambda: not reliability.worker_ready(), NOTICE_S)
         with sampled(reliability.committed) as offsets, sampled(reliability.worker_ready) as ready:
             time.sleep(reliability.scale.outage_s)
     result = stream.wait()
@@ -174,7 +176,8 @@ def test_s3_down_holds_commits_until_the_archive_is_written(
     stream = reliability.stream(run, rate=reliability.scale.rate / 2)
     time.sleep(1.0)
     s3_proxy.down()
-    time.sleep(3.0)  # a flush window (2 s locally) must fail before commits stop
+    # a flush window (2 s locally) must fail, and its write time out, before commits stop
+    eventually("the worker reporting not ready", lambda: not reliability.worker_ready(), NOTICE_S)
     with sampled(reliability.committed) as offsets, sampled(reliability.worker_ready) as ready:
         time.sleep(reliability.scale.outage_s)
     s3_proxy.up()
