@@ -134,6 +134,7 @@ class Buildah:
         for old in self.images.glob(f"{prefix}*.tar"):
             if old != keep:
                 old.unlink(missing_ok=True)
+                old.with_suffix(".args").unlink(missing_ok=True)
         listed = self.run(["images", "--format", "{{.Name}}:{{.Tag}}"], what="buildah images")
         for other in listed.split():
             if other.rsplit(":", 1)[0] == repo and other != ref:
@@ -152,9 +153,13 @@ class Buildah:
         self, ref: str, context: Path, build_args: dict[str, str], alias: str | None = None
     ) -> Image:
         """``buildah bud`` of the context's Dockerfile (RUN steps on this machine's network, for
-        PyPI), saved as a tar; the same reference already saved is reused."""
+        PyPI), saved as a tar; the same reference already saved with the same build arguments is
+        reused. The arguments count: the project's image of one rehearsal embeds its stand-ins'
+        CAs, which another rehearsal's (tests/rehearsal's, say) do not sign."""
         tar = self.images / (ref.replace("/", "_").replace(":", "_") + ".tar")
-        if tar.exists():
+        digest = hashlib.sha256(json.dumps(build_args, sort_keys=True).encode()).hexdigest()
+        built_with = tar.with_suffix(".args")
+        if tar.exists() and built_with.exists() and built_with.read_text().strip() == digest:
             return Image(ref, tar, alias)
         self.images.mkdir(parents=True, exist_ok=True)
         args = ["bud", "--quiet", "--isolation", "chroot", "--network", "host", "--pull-never", "--layers"]
@@ -169,6 +174,7 @@ class Buildah:
         partial.unlink(missing_ok=True)
         self.run(["push", "--quiet", ref, f"docker-archive:{partial}:{ref}"], what=ref)
         partial.rename(tar)
+        built_with.write_text(digest + "\n")
         self.prune(ref, tar)
         return Image(ref, tar, alias)
 
