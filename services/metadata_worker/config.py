@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -69,9 +67,3 @@ class Settings(BaseSettings):
     def bootstrap_list(self) -> list[str]:
         """``kafka_bootstrap_servers`` as a list."""
         return [s.strip() for s in self.kafka_bootstrap_servers.split(",") if s.strip()]
-
-
-@lru_cache
-def get_settings() -> Settings:
-    """The process's settings, read once from the environment."""
-    return Settings()  # required fields come from the environment

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -79,9 +78,3 @@ class Settings(BaseSettings):
     def bootstrap_list(self) -> list[str]:
         """``kafka_bootstrap_servers`` as a list."""
         return [s.strip() for s in self.kafka_bootstrap_servers.split(",") if s.strip()]
-
-
-@lru_cache
-def get_settings() -> Settings:
-    """The process's settings, read once from the environment (tests override the dependency)."""
-    return Settings()  # required fields come from the environment

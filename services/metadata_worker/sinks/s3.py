@@ -125,10 +125,3 @@ class S3Archive:
                 extra={"deleted": key, "kept": keep},
             )
 
-    def ping(self) -> bool:
-        """True when the bucket answers."""
-        try:
-            self._s3.head_bucket(Bucket=self.bucket)
-        except (BotoCoreError, ClientError):
-            return False
-        return True
