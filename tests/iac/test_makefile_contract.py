@@ -165,3 +165,24 @@ def test_the_readme_runs_the_contract_order_with_nothing_in_between() -> None:
         "ca4-deploy-monitoring",
         "ca4-verify-preflight",
     ], steps
+
+
+# what a rehearsal cannot run: it tears the stack down, or only reports on the tunnels
+NOT_REHEARSED = {"ca4-destroy", "ca4-tunnels-down", "ca4-tunnels-status"}
+
+
+def test_make_rehearsal_runs_every_target_of_the_kit_in_the_contracts_order() -> None:
+    """services/rehearsal/lifecycle.py keeps its own ordered list: it must be the kit, less what a
+    rehearsal cannot run, in the order of the contract's lifecycle."""
+    from rehearsal.lifecycle import DISRUPTIVE, TARGETS  # noqa: PLC0415 - only this test needs it
+
+    rehearsed = [*TARGETS, *DISRUPTIVE]
+    assert len(set(rehearsed)) == len(rehearsed), f"a target listed twice: {rehearsed}"
+    assert set(rehearsed) == KIT_TARGETS - NOT_REHEARSED, (
+        f"missing {sorted(KIT_TARGETS - NOT_REHEARSED - set(rehearsed))}, "
+        f"unknown {sorted(set(rehearsed) - KIT_TARGETS)}"
+    )
+    main_line = [t for t in rehearsed if t in LIFECYCLE]
+    assert main_line == [t for t in LIFECYCLE if t in main_line], (
+        f"the rehearsal runs {main_line}, the contract's order is {list(LIFECYCLE)}"
+    )
