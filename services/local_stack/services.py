@@ -28,9 +28,10 @@ def worker_ready(cfg: StackConfig) -> bool:
     return http_ok(f"{cfg.worker_url}/readyz")
 
 
-def _env(contract: dict[str, str]) -> dict[str, str]:
-    # only the contract variables plus what a process needs to run at all: nothing from the
-    # user's shell leaks in, so the local stack proves the manifests' env is sufficient
+def contract_env(contract: dict[str, str]) -> dict[str, str]:
+    """Only the contract variables plus what a process needs to run at all: nothing from the
+    user's shell leaks in, so the local stack proves the manifests' env is sufficient (tests
+    start a second worker, or a client, the same way)."""
     base = {
         k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "VIRTUAL_ENV")
     }
@@ -45,7 +46,8 @@ def start_api(cfg: StackConfig, env_overrides: dict[str, str] | None = None) -> 
         return
     require_free_port(cfg, "api_port")
     with step(f"starting Processor API on {cfg.api_url}"):
-        proc.start([python(), "-m", "processor_api"], _env({**cfg.api_env(), **(env_overrides or {})}))
+        env = contract_env({**cfg.api_env(), **(env_overrides or {})})
+        proc.start([python(), "-m", "processor_api"], env)
         wait_until(lambda: api_ready(cfg), 60, "processor-api", proc.log_file, proc)
 
 
@@ -60,7 +62,8 @@ def start_worker(cfg: StackConfig, env_overrides: dict[str, str] | None = None) 
         return
     require_free_port(cfg, "worker_port")
     with step(f"starting Metadata Worker (probes on {cfg.worker_url})"):
-        proc.start([python(), "-m", "metadata_worker"], _env({**cfg.worker_env(), **(env_overrides or {})}))
+        env = contract_env({**cfg.worker_env(), **(env_overrides or {})})
+        proc.start([python(), "-m", "metadata_worker"], env)
         wait_until(lambda: worker_ready(cfg), 60, "metadata-worker", proc.log_file, proc)
 
 

@@ -39,7 +39,7 @@ from typing import Any
 from kafka.errors import KafkaError
 
 from ca4_events import names
-from local_stack import s3
+from local_stack import s3, services
 from local_stack.config import free_port
 from local_stack.procs import Process, http_ok, python
 from tests.integration.support import (
@@ -395,11 +395,9 @@ def second_worker(stack: Stack) -> Iterator[Process]:
     cfg = stack.cfg
     port = free_port()
     proc = Process("metadata-worker-2", cfg.run_dir, cfg.logs_dir)
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "VIRTUAL_ENV")
-    env = {k: v for k, v in os.environ.items() if k in keep}
     proc.start(
         [python(), "-m", "metadata_worker"],
-        {**env, "PYTHONUNBUFFERED": "1", **cfg.worker_env(), "WORKER_HTTP_PORT": str(port)},
+        services.contract_env({**cfg.worker_env(), "WORKER_HTTP_PORT": str(port)}),
     )
     try:
         eventually("the second worker ready", lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), 60)

@@ -8,7 +8,6 @@ wrote). They replay the real H200 captures instead of reading devices.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from typing import Any
 from pytest_bdd import then, when
 
 from ca4_events import names
+from local_stack import services
 from tests.bdd.targets.base import Target
 from tests.tools import notebook
 
@@ -51,9 +51,13 @@ def producer_client_replays(target: Target) -> Sent:
     target.require("api", "token")
     argv = [sys.executable, "-m", "ca4_producer", "sample", "--replay", str(H200)]
     argv += ["--interval", "0.2", "--duration", "1", "--batch-size", "3"]
-    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "VIRTUAL_ENV", "PYTHONPATH")}
     done = subprocess.run(
-        argv, env={**keep, **_client_env(target)}, capture_output=True, text=True, timeout=120, check=False
+        argv,
+        env=services.contract_env(_client_env(target)),  # only its documented inputs
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     output = done.stdout + done.stderr
     assert done.returncode == 0, f"the producer client exited {done.returncode}:\n{output[-2000:]}"
