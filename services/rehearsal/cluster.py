@@ -105,7 +105,9 @@ class Cluster(Daemons):
         repo = Path(__file__).resolve().parents[2]
         with step("make ca4-plan ca4-apply: the rehearsal's Terraform root (outputs only, no provider)"):
             self.script(
-                ["make", "--no-print-directory", "-C", str(repo), "ca4-plan", "ca4-apply"], timeout=300
+                ["make", "--no-print-directory", "-C", str(repo), "ca4-plan", "ca4-apply"],
+                timeout=300,
+                what="make ca4-plan ca4-apply",
             )
         self.install(images)
         note(f"rehearsal cluster up in {time.monotonic() - started:.0f} s")
@@ -181,9 +183,9 @@ class Cluster(Daemons):
             for workload in ("deployment/coredns", "deployment/local-path-provisioner", "daemonset/traefik"):
                 self.rollout("kube-system", workload)
 
-    def script(self, argv: list[str], timeout: float) -> None:
+    def script(self, argv: list[str], timeout: float, what: str = "") -> None:
         """A live script (or make target) with the rehearsal's configuration; its output as notes.
-        A failure names the script (the last path in ``argv``: past unshare's wrapper)."""
+        A failure names ``what`` (by default the program ``argv`` runs)."""
         done = subprocess.run(
             argv,
             env={**os.environ, **self.script_env()},
@@ -195,8 +197,8 @@ class Cluster(Daemons):
         for line in (done.stdout + done.stderr).strip().splitlines():
             note(f"  {line}")
         if done.returncode != 0:
-            named = [a for a in argv if "/" in a] or argv
-            raise RehearsalError(f"{Path(named[-1]).name} exited {done.returncode} (its output is above)")
+            name = what or Path(argv[0]).name
+            raise RehearsalError(f"{name} exited {done.returncode} (its output is above)")
 
     def _stage_addons(self, server: Node, images: dict[str, Image]) -> None:
         """K3s's bundled parts, rendered into the server's manifests folder (K3s applies what is
@@ -340,7 +342,8 @@ class Cluster(Daemons):
 
     def image_load(self, repo: Path) -> None:
         """``scripts/image_ca4.sh load``, as ``make ca4-image-load`` runs it, against these nodes."""
-        self.script(self.scratch_var_lib([f"{repo}/scripts/image_ca4.sh", "load"]), timeout=900)
+        argv = self.scratch_var_lib([f"{repo}/scripts/image_ca4.sh", "load"])
+        self.script(argv, timeout=900, what="scripts/image_ca4.sh load")
 
     def scratch_var_lib(self, argv: list[str]) -> list[str]:
         """``argv`` in a mount namespace whose /var/lib is a scratch folder of buildah's: podman
