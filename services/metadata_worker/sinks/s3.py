@@ -124,4 +124,3 @@ class S3Archive:
                 "replaced archive object from an earlier attempt",
                 extra={"deleted": key, "kept": keep},
             )
-
