@@ -1,14 +1,52 @@
-"""The worker's HTTP endpoints: /healthz, /readyz and /metrics on one small threaded server."""
+"""The worker's health: its state (heartbeat, readiness and why not) and the HTTP endpoints
+/healthz, /readyz and /metrics that report it, on one small threaded server."""
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from metadata_worker.consumer import Health
+from metadata_worker import metrics
+
+log = logging.getLogger(__name__)
+
+
+class Health:
+    """Liveness heartbeat and readiness, read by the HTTP probe server."""
+
+    STALE_AFTER_S = 60.0
+
+    def __init__(self) -> None:
+        self._beat = time.monotonic()
+        self._ready = False
+        self.reason = "starting"
+
+    def beat(self) -> None:
+        """The loop is alive."""
+        self._beat = time.monotonic()
+
+    @property
+    def alive(self) -> bool:
+        """The loop turned recently."""
+        return time.monotonic() - self._beat < self.STALE_AFTER_S
+
+    @property
+    def ready(self) -> bool:
+        """The worker can store events."""
+        return self._ready
+
+    def set_ready(self, ready: bool, reason: str = "") -> None:
+        """Record readiness (and why not)."""
+        if ready != self._ready:
+            log.info("readiness changed", extra={"ready": ready, "reason": None if ready else reason})
+        self._ready = ready
+        self.reason = "" if ready else reason
+        metrics.READY.set(1 if ready else 0)
 
 
 def serve(health: Health, host: str, port: int) -> ThreadingHTTPServer:

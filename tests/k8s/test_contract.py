@@ -23,8 +23,7 @@ from pydantic_settings import BaseSettings
 from ca4_events import names
 from local_stack.config import StackConfig, kafka_version
 from metadata_worker.config import Settings as WorkerSettings
-from metadata_worker.consumer import Health
-from metadata_worker.health import serve
+from metadata_worker.health import Health, serve
 from processor_api.config import Settings as ApiSettings
 from processor_api.routes import router
 from tests.bdd.targets import live

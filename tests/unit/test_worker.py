@@ -16,17 +16,14 @@ from kafka import TopicPartition
 from kafka.errors import CommitFailedError
 
 from ca4_events.schema import GpuMetadataEvent
-from metadata_worker.consumer import (
-    BatchProcessor,
-    BatchReport,
-    Health,
-    PendingArchive,
-    RebalanceListener,
-    Worker,
-    decode,
-)
+from metadata_worker.backoff import Backoff
+from metadata_worker.decoding import decode
+from metadata_worker.delivery import BatchProcessor, BatchReport
 from metadata_worker.dlq import DeadLetterPublisher
 from metadata_worker.errors import PoisonRecord, SinkUnavailable
+from metadata_worker.health import Health
+from metadata_worker.loop import RebalanceListener, Worker
+from metadata_worker.pending_archive import PendingArchive
 from metadata_worker.sinks.mongo import MongoSink
 from metadata_worker.sinks.s3 import S3Archive
 from tests.unit.fakes import FakeConsumer, FakeProducer, FakeRecord, FakeS3
@@ -181,7 +178,7 @@ def test_device_state_never_moves_backwards(rig: Rig, h200_events: list[GpuMetad
 
 
 def _worker(rig: Rig, consumer: FakeConsumer) -> Worker:
-    return Worker(consumer, rig.processor, rig.sink, Health(), retry_initial_s=0.001, retry_max_s=0.002)
+    return Worker(consumer, rig.processor, rig.sink, Health(), backoff=Backoff(0.001, 0.002))
 
 
 def test_offsets_are_committed_after_the_write_one_past_the_last(
@@ -262,8 +259,7 @@ def _archiving_worker(rig: Rig, consumer: FakeConsumer) -> Worker:
         rig.sink,
         Health(),
         pending=rig.pending,
-        retry_initial_s=0.001,
-        retry_max_s=0.002,
+        backoff=Backoff(0.001, 0.002),
     )
 
 
@@ -355,7 +351,7 @@ def test_a_refused_commit_at_rebalance_is_logged_not_raised(
     batch = rig.processor.prepare([record(3, event_bytes(load_event))])
     rig.processor.deliver(batch)
     rig.pending.add(batch)
-    with caplog.at_level(logging.WARNING, logger="metadata_worker.consumer"):
+    with caplog.at_level(logging.WARNING, logger="metadata_worker.loop"):
         worker.on_partitions_revoked()
     assert "offset commit refused; the records will be replayed" in caplog.messages, caplog.messages
     assert len(rig.pending) == 0

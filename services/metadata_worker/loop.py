@@ -1,0 +1,285 @@
+"""The poll -> deliver -> archive -> commit loop, and the rebalance listener.
+
+At-least-once delivery, exactly-once storage: offsets are committed only after a batch is
+durable everywhere it must go (the database and the DLQ for poison records, then the
+archive when enabled). A crash before the commit replays the batch; ``_id = event_id``
+turns the replay into duplicate-key no-ops and the archive keys are deterministic.
+
+The database is written batch by batch (what users query stays fresh,
+``delivery.py``); the archive in larger ranges (``pending_archive.py``), and offsets are
+committed only up to what is archived.
+
+While a sink is down the batch is retried with the worker's ``Backoff``, nothing is
+committed, readiness is false, and the consumer's partitions are paused (polling them
+keeps the group membership alive without fetching more).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from kafka import ConsumerRebalanceListener, TopicPartition
+from kafka.errors import CommitFailedError, KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from metadata_worker import metrics
+from metadata_worker.backoff import Backoff
+from metadata_worker.delivery import Batch, BatchProcessor, BatchReport
+from metadata_worker.dlq import Record
+from metadata_worker.errors import SinkUnavailable
+from metadata_worker.health import Health
+from metadata_worker.pending_archive import PendingArchive
+from metadata_worker.sinks.mongo import MongoSink
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Worker:
+    """Runs the loop on a kafka-python consumer until ``stop`` is set."""
+
+    IDLE_PING_S = 5.0
+    STOP_FLUSH_ATTEMPTS = 3  # after SIGTERM, how often to try the last archive flush
+
+    def __init__(
+        self,
+        consumer: Any,
+        processor: BatchProcessor,
+        db: MongoSink,
+        health: Health,
+        *,
+        pending: PendingArchive | None = None,
+        batch_max: int = 500,
+        poll_timeout_ms: int = 500,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self._consumer = consumer
+        self._processor = processor
+        self._db = db
+        self.health = health
+        self._pending = pending
+        self._batch_max = batch_max
+        self._poll_timeout_ms = poll_timeout_ms
+        self._backoff = backoff or Backoff()
+        self._last_ping = 0.0
+
+    def run(self, stop: threading.Event) -> None:
+        """Poll, deliver, archive, commit; on ``stop`` finish the batch, flush, commit and return."""
+        self.health.set_ready(self._db.ping(), "database unreachable")
+        while not stop.is_set():
+            polled = self._consumer.poll(timeout_ms=self._poll_timeout_ms, max_records=self._batch_max)
+            self.health.beat()
+            records: list[Record] = [r for recs in polled.values() for r in recs]
+            if not records:
+                self._idle_check()
+                self._flush_if_due(stop)
+                continue
+            metrics.BATCH_SIZE.observe(len(records))
+            batch = self._processor.prepare(records)
+            report = self._until_durable("db", functools.partial(self._processor.deliver, batch), stop)
+            if report is None:
+                log.warning(
+                    "stopping with an undelivered batch; it will be redelivered",
+                    extra={"records": len(records)},
+                )
+                break  # the batches already in the database may still be archived and committed
+            self._log_delivered(batch, report)
+            if self._pending is None:
+                self._commit(batch.next_offsets())
+            else:
+                self._pending.add(batch)
+                self._flush_if_due(stop)
+        self._final_flush()
+        log.info("worker loop stopped")
+
+    def _log_delivered(self, batch: Batch, report: BatchReport) -> None:
+        log.info(
+            "batch delivered",
+            extra={
+                "records": len(batch.records),
+                "stored": report.stored,
+                "duplicates": report.duplicates,
+                "dead_lettered": report.dead_lettered,
+                "event_ids": [doc["_id"] for _, doc in batch.good],
+            },
+        )
+
+    def _idle_check(self) -> None:
+        now = time.monotonic()
+        if now - self._last_ping >= self.IDLE_PING_S:
+            self._last_ping = now
+            self.health.set_ready(self._db.ping(), "database unreachable")
+        self._update_lag()
+
+    def _flush_if_due(self, stop: threading.Event) -> None:
+        pending = self._pending
+        if pending is None or not pending.due():
+            return
+        keys = self._until_durable("archive", pending.flush, stop)
+        if keys is None:
+            return  # stopping; _final_flush gets one more chance
+        self._archived(pending, keys)
+
+    def _archived(self, pending: PendingArchive, keys: list[str]) -> None:
+        log.info("archived", extra={"archive_keys": keys, "event_ids": pending.event_ids()})
+        self._commit(pending.next_offsets())
+        pending.clear()
+
+    def _final_flush(self) -> None:
+        """After SIGTERM: archive what is held, a few quick tries, then commit."""
+        pending = self._pending
+        if pending is None or not pending.batches:
+            return
+        for attempt in range(1, self.STOP_FLUSH_ATTEMPTS + 1):
+            try:
+                self._archived(pending, pending.flush())
+                return
+            except SinkUnavailable as exc:
+                log.warning("final archive flush failed", extra={"attempt": attempt, "error": str(exc)})
+                if attempt < self.STOP_FLUSH_ATTEMPTS:
+                    time.sleep(min(self._backoff.initial_s * attempt, 1.0))
+        log.warning(
+            "stopping without archiving the last batches; they will be replayed",
+            extra={"records": len(pending)},
+        )
+
+    def on_partitions_revoked(self) -> None:
+        """Rebalance: archive what is held for the partitions we are losing, then commit it.
+
+        This runs on kafka-python's IO thread, inside the group's join, where a blocking
+        consumer call is refused (RuntimeError: it would wait on the loop it runs on), so
+        the commit is sent with ``commit_async``; the broker still takes it from this
+        generation while the group prepares the rebalance. One attempt only: if the flush
+        or the commit fails, the next owner replays from the last commit and the
+        deterministic keys make its archive objects replace ours.
+        """
+        pending = self._pending
+        if pending is None or not pending.batches:
+            return
+        try:
+            keys = pending.flush()
+        except SinkUnavailable as exc:
+            log.warning(
+                "archive flush at rebalance failed; the next owner replays", extra={"error": str(exc)}
+            )
+            pending.clear()
+            return
+        log.info("archived", extra={"archive_keys": keys, "event_ids": pending.event_ids()})
+        self._commit(pending.next_offsets(), wait=False)
+        pending.clear()
+
+    def on_partitions_lost(self) -> None:
+        """The group evicted us (a missed session, a broker restart): the partitions are no
+        longer ours and a commit would be refused. Drop what is held; whoever is assigned
+        the partitions (this worker again, after it rejoins) replays it from the last commit."""
+        pending = self._pending
+        if pending is not None and pending.batches:
+            log.warning("partitions lost; the held batches will be replayed", extra={"records": len(pending)})
+            pending.clear()
+
+    def _until_durable(self, sink: str, action: Callable[[], T], stop: threading.Event) -> T | None:
+        """Run ``action`` until it succeeds; None if ``stop`` is set meanwhile.
+
+        While retrying: nothing is committed, readiness is false, and the partitions are
+        paused (a poll on paused partitions fetches nothing but keeps us in the group).
+        """
+        paused = False
+
+        def not_yet(exc: BaseException, delay: float) -> None:
+            nonlocal paused
+            metrics.RETRIES.labels(sink=sink).inc()
+            self.health.set_ready(False, str(exc))
+            log.warning(
+                "not durable yet, retrying", extra={"sink": sink, "error": str(exc), "retry_in_s": delay}
+            )
+            if not paused:
+                self._consumer.pause(*self._consumer.assignment())
+                paused = True
+
+        def keep_membership() -> None:
+            self._consumer.poll(timeout_ms=0)
+            self.health.beat()
+
+        try:
+            result = self._backoff.retry(action, (SinkUnavailable,), stop, not_yet, keep_membership)
+        finally:
+            if paused:
+                self._consumer.resume(*self._consumer.paused())
+        if result is not None:
+            self.health.set_ready(True)
+        return result
+
+    def _commit(self, next_offsets: dict[TopicPartition, int], *, wait: bool = True) -> None:
+        """Commit the offsets after the last stored (and archived) record of each partition.
+
+        ``wait=False`` sends the commit without waiting for the answer (for the rebalance
+        listener, which may not block); its outcome is logged when it comes.
+        """
+        if not next_offsets:
+            return  # nothing to commit (e.g. the held batches were dropped at a rebalance)
+        offsets = {tp: OffsetAndMetadata(off, "", -1) for tp, off in next_offsets.items()}
+        if not wait:
+            self._consumer.commit_async(
+                offsets, callback=lambda _offsets, result: self._committed(next_offsets, result, lag=False)
+            )
+            return
+        try:
+            self._consumer.commit(offsets, timeout_ms=10_000)
+        except (CommitFailedError, KafkaError) as exc:
+            self._committed(next_offsets, exc)
+            return
+        self._committed(next_offsets, None)
+
+    def _committed(self, next_offsets: dict[TopicPartition, int], result: Any, *, lag: bool = True) -> None:
+        """Log and count a commit's outcome: ``result`` is the broker's answer or the exception.
+
+        An asynchronous commit's callback may run on kafka-python's IO thread, where the
+        lag's position lookups could block: it skips them (the next commit updates the lag).
+        """
+        if isinstance(result, BaseException):
+            # partitions moved to another worker meanwhile: it replays them, idempotently
+            metrics.COMMIT_FAILURES.inc()
+            log.warning("offset commit refused; the records will be replayed", extra={"error": repr(result)})
+            return
+        metrics.BATCHES.inc()
+        metrics.LAST_COMMIT_TIMESTAMP.set(time.time())
+        log.info(
+            "committed",
+            extra={"offsets": {f"{tp.topic}/{tp.partition}": off for tp, off in next_offsets.items()}},
+        )
+        if lag:
+            self._update_lag()
+
+    def _update_lag(self) -> None:
+        try:
+            for tp in self._consumer.assignment():
+                high = self._consumer.highwater(tp)
+                if high is None:
+                    continue
+                lag = max(0, high - self._consumer.position(tp, timeout_ms=1000))
+                metrics.CONSUMER_LAG.labels(partition=str(tp.partition)).set(lag)
+        except KafkaError:
+            pass  # lag is best effort
+
+
+class RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python is untyped
+    """Hands revocations to the worker so held archive ranges are flushed and committed first."""
+
+    def __init__(self, worker: Worker) -> None:
+        self._worker = worker
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        """Before the group takes partitions away."""
+        self._worker.on_partitions_revoked()
+
+    def on_partitions_lost(self, lost: Any) -> None:
+        """After the group took them (kafka-python's default would treat it as a revocation)."""
+        self._worker.on_partitions_lost()
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        """Nothing to do: we resume from the committed offsets."""
