@@ -17,7 +17,7 @@ from ca4_events.schema import EventBatch, GpuMetadataEvent, with_workload_defs
 from processor_api import metrics
 from processor_api.auth import TokenVerifier
 from processor_api.config import Settings
-from processor_api.publisher import KafkaPublisher, Publisher
+from processor_api.publishers import KafkaPublisher, Publisher
 from processor_api.routes import router
 
 log = logging.getLogger("processor_api.access")
@@ -103,7 +103,7 @@ def _openapi(app: FastAPI, max_batch: int) -> dict[str, Any]:
 
 def _publisher_for(settings: Settings) -> Publisher:
     if settings.kafka_client == "confluent-kafka":
-        from processor_api.publisher_confluent import ConfluentPublisher  # noqa: PLC0415 - librdkafka loads only when chosen
+        from processor_api.publishers.confluent import ConfluentPublisher  # noqa: PLC0415 - librdkafka loads only when chosen
 
         return ConfluentPublisher(settings)
     return KafkaPublisher(settings)

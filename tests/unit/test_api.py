@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 
 from ca4_events.schema import GpuMetadataEvent
 from processor_api.app import create_app
+from processor_api.body import _first_key
 from processor_api.config import Settings
-from processor_api.publisher import KafkaUnavailable, OutRecord
-from processor_api.routes import _first_key
+from processor_api.publishers import KafkaUnavailable, OutRecord
 
 TOKEN = "unit-test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}

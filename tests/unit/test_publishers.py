@@ -10,8 +10,8 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 from processor_api.config import Settings
-from processor_api.publisher import AckTracker, OutRecord, max_record_bytes
-from processor_api.publisher_confluent import ConfluentPublisher
+from processor_api.publishers import AckTracker, OutRecord, max_record_bytes
+from processor_api.publishers.confluent import ConfluentPublisher
 
 
 def test_outcomes_settled_on_another_thread_wake_the_request_once() -> None:

@@ -20,7 +20,13 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 
 from processor_api import metrics
 from processor_api.config import Settings
-from processor_api.publisher import AckTracker, KafkaUnavailable, OutRecord, ProbedPublisher, max_record_bytes
+from processor_api.publishers.base import (
+    AckTracker,
+    KafkaUnavailable,
+    OutRecord,
+    ProbedPublisher,
+    max_record_bytes,
+)
 
 log = logging.getLogger(__name__)
 
