@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import threading
 
-from pydantic import ValidationError
-
 from ca4_events import jsonlog
+from ca4_events.service import load, variables
 from metadata_worker.config import Settings
 from metadata_worker.main import install_signal_handlers, run
 
@@ -21,17 +19,13 @@ def main(argv: list[str] | None = None) -> int:
             "CA4 Metadata Worker: consumes gpu-metadata, enriches each event, stores it in the "
             "Mongo-compatible database (and optionally archives to S3), then commits. "
             "Configured only by environment variables: "
-            + ", ".join(name.upper() for name in Settings.model_fields)
+            + variables(Settings)
             + " (MONGO_URI is required; see the README's configuration contract)."
         ),
     )
     parser.parse_args(argv)
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        for err in exc.errors(include_url=False):
-            name = "_".join(str(p) for p in err["loc"]).upper() or "settings"
-            print(f"ca4-worker: configuration error in {name}: {err['msg']}", file=sys.stderr)
+    settings = load(Settings, "ca4-worker")
+    if settings is None:
         return 2
     jsonlog.configure("metadata-worker", settings.log_level)
     stop = threading.Event()

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ca4_events import names
+from ca4_events.service import ServiceSettings
 
 
-class Settings(BaseSettings):
-    """Every knob of the worker; names are the environment variables, upper-cased."""
+class Settings(ServiceSettings):
+    """Every knob of the worker (and the Kafka ones both services share); names are the
+    environment variables, upper-cased."""
 
-    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", frozen=True)
-
-    kafka_bootstrap_servers: str = Field(default="127.0.0.1:9092")
-    kafka_topic: str = Field(default=names.TOPIC)
     kafka_dlq_topic: str = Field(default=names.DLQ_TOPIC)
     kafka_group_id: str = Field(default=names.CONSUMER_GROUP)
 
@@ -56,14 +53,9 @@ class Settings(BaseSettings):
     worker_http_port: int = Field(default=8081, ge=1, le=65535)
     worker_retry_initial_seconds: float = Field(default=0.5, gt=0)
     worker_retry_max_seconds: float = Field(default=15.0, gt=0)
-    log_level: str = Field(default="INFO")
 
     @model_validator(mode="after")
     def _archive_needs_bucket(self) -> Settings:
         if self.archive_enabled and not self.s3_bucket:
             raise ValueError("ARCHIVE_ENABLED is true but S3_BUCKET is not set")
         return self
-
-    def bootstrap_list(self) -> list[str]:
-        """``kafka_bootstrap_servers`` as a list."""
-        return [s.strip() for s in self.kafka_bootstrap_servers.split(",") if s.strip()]

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 import uvicorn
-from pydantic import ValidationError
 
 from ca4_events import jsonlog
+from ca4_events.service import load, variables
 from processor_api.app import create_app
 from processor_api.config import Settings
 
@@ -20,17 +19,13 @@ def main(argv: list[str] | None = None) -> int:
         description=(
             "CA4 Processor API: POST /metadata publishes accelerator snapshots to Kafka. "
             "Configured only by environment variables: "
-            + ", ".join(name.upper() for name in Settings.model_fields)
+            + variables(Settings)
             + " (API_TOKENS is required; see the README's configuration contract)."
         ),
     )
     parser.parse_args(argv)
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        for err in exc.errors(include_url=False):
-            name = "_".join(str(p) for p in err["loc"]).upper() or "settings"
-            print(f"ca4-api: configuration error in {name}: {err['msg']}", file=sys.stderr)
+    settings = load(Settings, "ca4-api")
+    if settings is None:
         return 2
     jsonlog.configure("processor-api", settings.log_level)
     uvicorn.run(

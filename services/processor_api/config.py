@@ -6,23 +6,17 @@ import hashlib
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ca4_events import names
+from ca4_events.service import ServiceSettings
 
 MIN_TOKEN_LENGTH = 16
 HASH_PREFIX = "sha256:"
 
 
-class Settings(BaseSettings):
-    """Every knob of the API; names are the environment variables, upper-cased."""
+class Settings(ServiceSettings):
+    """Every knob of the API (and the Kafka ones both services share); names are the
+    environment variables, upper-cased."""
 
-    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", frozen=True)
-
-    kafka_bootstrap_servers: str = Field(
-        default="127.0.0.1:9092", description="Comma-separated host:port list of Kafka brokers."
-    )
-    kafka_topic: str = Field(default=names.TOPIC, description="Topic the API publishes to.")
     api_tokens: SecretStr = Field(
         description=(
             "Comma-separated bearer tokens accepted by POST /metadata; an entry 'sha256:<hex>' "
@@ -45,7 +39,6 @@ class Settings(BaseSettings):
             "events/s than kafka-python in the benchmark (reports/bench.md); kafka-python stays available."
         ),
     )
-    log_level: str = Field(default="INFO")
 
     @field_validator("api_tokens")
     @classmethod
@@ -74,7 +67,3 @@ class Settings(BaseSettings):
             else:
                 out.append(hashlib.sha256(entry.encode()).digest())
         return out
-
-    def bootstrap_list(self) -> list[str]:
-        """``kafka_bootstrap_servers`` as a list."""
-        return [s.strip() for s in self.kafka_bootstrap_servers.split(",") if s.strip()]
