@@ -196,7 +196,7 @@ def enrich(event: GpuMetadataEvent, coords: KafkaCoords, processed_at: dt.dateti
         acc_doc["derived"] = derived_fields(acc)
         accelerators.append(acc_doc)
     doc["accelerators"] = accelerators
-    doc["summary"] = summarize(accelerators)
+    doc["summary"] = host_summary(accelerators)
     doc["ingest"] = {
         "published_at": published_at,
         "processed_at": processed_at,
@@ -211,7 +211,7 @@ def enrich(event: GpuMetadataEvent, coords: KafkaCoords, processed_at: dt.dateti
     return doc
 
 
-def summarize(accelerators: list[dict[str, Any]]) -> dict[str, Any]:
+def host_summary(accelerators: list[dict[str, Any]]) -> dict[str, Any]:
     """Host-level roll-up of the enriched accelerators."""
 
     def values(field: str) -> list[float]:
