@@ -6,7 +6,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from local_stack import docker_backend, ferretdb, kafka, prometheus, s3, services
+from local_stack import docker_backend, ferretdb, kafka, pipeline, prometheus, s3
 from local_stack.config import BUCKET, StackConfig
 from local_stack.procs import Process, StackError, note
 
@@ -62,18 +62,18 @@ def _container(
 SERVICES: tuple[Component, ...] = (
     _process(
         "metadata-worker",
-        services.worker_process,
-        start=services.start_worker,
-        stop=services.stop_worker,
-        ready=services.worker_ready,
+        pipeline.worker_process,
+        start=pipeline.start_worker,
+        stop=pipeline.stop_worker,
+        ready=pipeline.worker_ready,
         endpoint=lambda c: c.worker_url,
     ),
     _process(
         "processor-api",
-        services.api_process,
-        start=services.start_api,
-        stop=services.stop_api,
-        ready=services.api_ready,
+        pipeline.api_process,
+        start=pipeline.start_api,
+        stop=pipeline.stop_api,
+        ready=pipeline.api_ready,
         endpoint=lambda c: c.api_url,
     ),
     _process(

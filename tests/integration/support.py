@@ -29,7 +29,7 @@ from pymongo.database import Database
 from ca4_events import names
 from ca4_events.schema import GpuMetadataEvent, Source
 from ca4_producer.replay import events_from_nvml_series
-from local_stack import s3, services, stack
+from local_stack import pipeline, s3, stack
 from local_stack.config import StackConfig
 from local_stack.procs import Process
 from tests.conftest import H200
@@ -223,8 +223,8 @@ def header(record: Any, name: str) -> bytes | None:
 # --- the services: stop, restart, reconfigure; always back to the contract afterwards -------
 
 _SERVICES: dict[str, tuple[Callable[[StackConfig], Process], Callable[..., None]]] = {
-    "worker": (services.worker_process, services.start_worker),
-    "api": (services.api_process, services.start_api),
+    "worker": (pipeline.worker_process, pipeline.start_worker),
+    "api": (pipeline.api_process, pipeline.start_api),
 }
 
 

@@ -39,7 +39,7 @@ from typing import Any
 from kafka.errors import KafkaError
 
 from ca4_events import names
-from local_stack import s3, services
+from local_stack import pipeline, s3
 from local_stack.config import free_port
 from local_stack.procs import Process, http_ok, python
 from tests.integration.support import (
@@ -397,7 +397,7 @@ def second_worker(stack: Stack) -> Iterator[Process]:
     proc = Process("metadata-worker-2", cfg.run_dir, cfg.logs_dir)
     proc.start(
         [python(), "-m", "metadata_worker"],
-        services.contract_env({**cfg.worker_env(), "WORKER_HTTP_PORT": str(port)}),
+        pipeline.contract_env({**cfg.worker_env(), "WORKER_HTTP_PORT": str(port)}),
     )
     try:
         eventually("the second worker ready", lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), 60)

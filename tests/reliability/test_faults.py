@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from ca4_events import names
-from local_stack import services
+from local_stack import pipeline
 from tests.integration.support import component_down, eventually, reconfigured, stopped
 from tests.reliability.harness import (
     SETTLE_TIMEOUT_S,
@@ -127,7 +127,7 @@ def test_a_second_worker_joining_and_leaving_under_load_loses_nothing(reliabilit
     stored but not yet archived batches. It archives and commits them without blocking the
     group's IO thread (kafka-python 3 refuses that), and neither worker dies."""
     cfg = reliability.stack.cfg
-    first = services.worker_process(cfg)
+    first = pipeline.worker_process(cfg)
     pid = first.pid()
     run = reliability.begin("rollout")
     stream = reliability.stream(run)

@@ -1,4 +1,4 @@
-"""The Processor API and the Metadata Worker as local processes, configured like their pods."""
+"""The pipeline as local processes: the Processor API and the Metadata Worker, configured like their pods."""
 
 from __future__ import annotations
 
