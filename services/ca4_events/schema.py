@@ -11,13 +11,10 @@ is generated from them. ``schema_version`` lets old producers keep working after
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import (
-    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -29,155 +26,30 @@ from pydantic import (
     model_validator,
 )
 
+from ca4_events.fields import (
+    MAX_FRAMEWORKS,
+    MAX_TAGS,
+    Bytes,
+    Celsius,
+    Counter,
+    Frameworks,
+    Int,
+    MHz,
+    Name,
+    Percent,
+    ShortText,
+    Tags,
+    Watts,
+    not_a_number,
+    timestamp,
+    version,
+)
+from ca4_events.workload import check_workload, with_workload_defs, workload_schema
+
 SCHEMA_VERSION: Literal[1] = 1
 
 MAX_ACCELERATORS = 64
 MAX_PROCESSES = 256
-MAX_TAGS = 64
-MAX_FRAMEWORKS = 16
-MAX_TAG_VALUE = 256
-MAX_WORKLOAD_BYTES = 16 * 1024
-MAX_WORKLOAD_DEPTH = 8
-
-
-def _integral(value: Any) -> Any:
-    # JSON Schema counts 206.0 as an integer, so the API does too; 206.5, true and "206" stay refused
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-def _not_a_number(value: Any) -> Any:
-    # JSON carries timestamps and UUIDs as strings; a number here is a mistake, not a Unix time
-    # (producers in Python may pass datetime and UUID objects, which are fine)
-    if isinstance(value, int | float):
-        raise ValueError("must be a string (RFC 3339 for timestamps), not a number")
-    return value
-
-
-_RFC3339_DATE = re.compile(r"\s*\d{4}-\d{2}-\d{2}[Tt ]")
-
-
-def _timestamp(value: Any) -> Any:
-    # pydantic would read "1700000000" as a Unix time; JSON producers must send RFC 3339
-    if isinstance(value, str) and not _RFC3339_DATE.match(value):
-        raise ValueError("must be an RFC 3339 timestamp with a time zone, e.g. 2026-11-28T12:00:00Z")
-    return _not_a_number(value)
-
-
-def _version(value: Any) -> Any:
-    if isinstance(value, bool):  # True == 1 in Python, not in JSON
-        raise ValueError("must be the number 1, not a boolean")
-    return _integral(value)
-
-
-Int = Annotated[int, BeforeValidator(_integral)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
-_TAG_KEY_PATTERN = r"^[A-Za-z0-9_:/-]{1,64}$"
-_TAG_KEY = re.compile(_TAG_KEY_PATTERN)
-
-
-def _tag_key(value: str) -> str:
-    # no "." and no "$": DocumentDB (and FerretDB) refuse such field names, so they are
-    # refused here, at the API, instead of becoming a dead letter after a 202
-    if not _TAG_KEY.fullmatch(value):
-        raise ValueError(f"key {value!r} must be 1-64 letters, digits or _ : / - (no '.' or '$')")
-    return value
-
-
-def _keyed_object(values: dict[str, Any], max_properties: int) -> dict[str, Any]:
-    """JSON Schema of a mapping whose keys follow the tag-key rule."""
-    return {
-        "type": "object",
-        "patternProperties": {_TAG_KEY_PATTERN: values},
-        "additionalProperties": False,
-        "maxProperties": max_properties,
-    }
-
-
-# the readable message comes from the validator; the published JSON Schema states the same rule
-TagKey = Annotated[
-    str, AfterValidator(_tag_key), WithJsonSchema({"type": "string", "pattern": _TAG_KEY_PATTERN})
-]
-TagValue = Annotated[str, StringConstraints(max_length=MAX_TAG_VALUE)]
-Tags = Annotated[
-    dict[TagKey, TagValue],
-    WithJsonSchema(_keyed_object({"type": "string", "maxLength": MAX_TAG_VALUE}, MAX_TAGS)),
-]
-Frameworks = Annotated[
-    dict[TagKey, ShortText],
-    WithJsonSchema(_keyed_object({"type": "string", "minLength": 1, "maxLength": 128}, MAX_FRAMEWORKS)),
-]
-Percent = Annotated[float, Field(ge=0, le=100)]
-Bytes = Annotated[Int, Field(ge=0, le=2**63 - 1)]
-Counter = Annotated[Int, Field(ge=0, le=2**63 - 1)]
-Celsius = Annotated[float, Field(ge=-60, le=250)]
-Watts = Annotated[float, Field(ge=0, le=100_000)]
-MHz = Annotated[Int, Field(ge=0, le=100_000)]
-
-
-# keys a Mongo-compatible database accepts: not empty, no ".", no NUL, not starting with "$"
-_DB_KEY_PATTERN = r"^[^.$\u0000][^.\u0000]*$"
-_DB_KEY = re.compile(_DB_KEY_PATTERN)
-
-
-WORKLOAD_DEF = "WorkloadValue{level}"  # names of the workload schema's levels in $defs
-# pydantic resolves every "$ref" while it generates a schema and knows nothing of these
-# levels, so the generated schema holds this marker until ``with_workload_defs`` swaps it
-_WORKLOAD_MARK = "x-ca4-workload-level"
-
-
-def _workload_defs(ref_prefix: str, depth: int = MAX_WORKLOAD_DEPTH) -> dict[str, Any]:
-    """JSON Schema definitions of free-form workload values, one per remaining nesting level.
-
-    JSON Schema cannot count nesting, so the depth is spelled out level by level: level k
-    is a scalar, or an array or object of level k-1 values (level 1 is a scalar only); one
-    definition per level keeps the schema linear in the depth. The 16 KiB size limit is
-    enforced by the validator only.
-    """
-    scalar: dict[str, Any] = {"type": ["string", "number", "boolean", "null"]}
-    db_keys = {"pattern": _DB_KEY_PATTERN}
-    defs: dict[str, Any] = {WORKLOAD_DEF.format(level=1): scalar}
-    for level in range(2, depth + 1):
-        below = {"$ref": ref_prefix + WORKLOAD_DEF.format(level=level - 1)}
-        defs[WORKLOAD_DEF.format(level=level)] = {
-            "anyOf": [
-                scalar,
-                {"type": "array", "items": below},
-                {"type": "object", "propertyNames": db_keys, "additionalProperties": below},
-            ]
-        }
-    return defs
-
-
-def with_workload_defs(schema: dict[str, Any], defs: dict[str, Any], ref_prefix: str) -> dict[str, Any]:
-    """Point the generated schema's workload at its level definitions, added to ``defs``.
-
-    ``ref_prefix`` is where ``defs`` live: ``#/$defs/`` in the published schema,
-    ``#/components/schemas/`` in the OpenAPI document.
-    """
-    defs.update(_workload_defs(ref_prefix))
-
-    def swap(node: Any) -> Any:
-        if isinstance(node, dict):
-            if _WORKLOAD_MARK in node:
-                return {"$ref": ref_prefix + WORKLOAD_DEF.format(level=node[_WORKLOAD_MARK])}
-            return {k: swap(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [swap(v) for v in node]
-        return node
-
-    return dict(swap(schema))
-
-
-def _workload_schema(depth: int = MAX_WORKLOAD_DEPTH) -> dict[str, Any]:
-    """The workload object: database-safe keys, ``depth`` levels in all (see ``_workload_defs``)."""
-    return {
-        "type": "object",
-        "propertyNames": {"pattern": _DB_KEY_PATTERN},
-        "additionalProperties": {_WORKLOAD_MARK: depth},
-    }
 
 
 class _Model(BaseModel):
@@ -342,45 +214,20 @@ def _reportable_fields() -> frozenset[str]:
     return frozenset(Accelerator.model_fields) - structural
 
 
-def _bad_key(value: Any, path: str = "workload") -> str | None:
-    """The first key (by path) that a Mongo-compatible database would refuse, if any."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not _DB_KEY.fullmatch(key):
-                return f"{path}.{key!r}"
-            found = _bad_key(item, f"{path}.{key}")
-            if found:
-                return found
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            found = _bad_key(item, f"{path}[{i}]")
-            if found:
-                return found
-    return None
-
-
-def _json_depth(value: Any, limit: int) -> int:
-    """Nesting depth in containers (objects and arrays); scalars add nothing. Stops past ``limit``."""
-    if not isinstance(value, dict | list) or limit < 0:
-        return 0
-    children = value.values() if isinstance(value, dict) else value
-    return 1 + max((_json_depth(child, limit - 1) for child in children), default=0)
-
-
 class GpuMetadataEvent(_Model):
     """A snapshot of one host's accelerators (schema version 1)."""
 
-    schema_version: Annotated[Literal[1], BeforeValidator(_version)] = Field(
+    schema_version: Annotated[Literal[1], BeforeValidator(version)] = Field(
         default=SCHEMA_VERSION, description="Version of this schema the producer speaks."
     )
-    event_id: Annotated[UUID, Field(strict=False), BeforeValidator(_not_a_number)] | None = Field(
+    event_id: Annotated[UUID, Field(strict=False), BeforeValidator(not_a_number)] | None = Field(
         default=None,
         description=(
             "Idempotency key. Send the same id on a retry and the event is stored once; "
             "when absent, the API assigns a UUIDv7."
         ),
     )
-    collected_at: Annotated[AwareDatetime, Field(strict=False), BeforeValidator(_timestamp)] = Field(
+    collected_at: Annotated[AwareDatetime, Field(strict=False), BeforeValidator(timestamp)] = Field(
         description="When the producer took the snapshot (RFC 3339 with a time zone)."
     )
     source: Source
@@ -394,7 +241,7 @@ class GpuMetadataEvent(_Model):
             "Each accelerator's uuid appears once per snapshot."
         ),
     )
-    workload: Annotated[dict[str, Any], WithJsonSchema(_workload_schema())] | None = Field(
+    workload: Annotated[dict[str, Any], WithJsonSchema(workload_schema())] | None = Field(
         default=None,
         description="Free-form: what the producer was doing (job id, framework, model, step).",
     )
@@ -404,19 +251,7 @@ class GpuMetadataEvent(_Model):
     def _workload_is_bounded(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is None:
             return None
-        if _json_depth(value, MAX_WORKLOAD_DEPTH) > MAX_WORKLOAD_DEPTH:
-            raise ValueError(f"workload is nested deeper than {MAX_WORKLOAD_DEPTH} levels")
-        try:
-            size = len(json.dumps(value, separators=(",", ":"), default=str, allow_nan=False))
-        except ValueError:
-            raise ValueError("workload holds NaN or Infinity, which JSON does not allow") from None
-        if size > MAX_WORKLOAD_BYTES:
-            raise ValueError(f"workload is {size} bytes as JSON; the limit is {MAX_WORKLOAD_BYTES}")
-        bad = _bad_key(value)
-        if bad:
-            raise ValueError(
-                f"key {bad} is empty, contains '.' or NUL, or starts with '$', which the database refuses"
-            )
+        check_workload(value)
         return value
 
     @model_validator(mode="after")

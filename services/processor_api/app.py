@@ -13,7 +13,8 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ca4_events.schema import EventBatch, GpuMetadataEvent, with_workload_defs
+from ca4_events.schema import EventBatch, GpuMetadataEvent
+from ca4_events.workload import with_workload_defs
 from processor_api import metrics
 from processor_api.auth import TokenVerifier
 from processor_api.config import Settings

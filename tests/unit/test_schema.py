@@ -10,7 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from ca4_events import field_errors, json_schema, parse_event, summarize
-from ca4_events.schema import MAX_WORKLOAD_DEPTH, GpuMetadataEvent
+from ca4_events.schema import GpuMetadataEvent
+from ca4_events.workload import MAX_WORKLOAD_DEPTH
 
 SCHEMA_FILE = Path(__file__).parents[2] / "schemas" / "gpu-metadata-event.v1.schema.json"
 
