@@ -16,7 +16,8 @@ import nox
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = True
-# what `make test` (and so CI) runs, in this order; `make test` calls plain `nox`
+# the one list of default sessions: what `make test` (and so CI) runs, in this order (`make test`
+# calls plain `nox`; `nox -l` marks them with *). Every other session runs only when named.
 nox.options.sessions = [
     "lint",
     "unit",
@@ -39,6 +40,9 @@ def install(session: nox.Session, *groups: str) -> None:
     """Sync the project and the given dependency groups from uv.lock into the session's venv."""
     args = ["uv", "sync", "--frozen", "--no-default-groups", *(f"--group={g}" for g in groups)]
     session.run_install(*args, env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location}, silent=True)
+
+
+# --- the code: lint, unit tests, the pipeline and its features (local stack, or live) -------
 
 
 @nox.session(python=PYTHON)
@@ -89,7 +93,7 @@ def _features(session: nox.Session, target: str) -> None:
     session.run("pytest", "tests/bdd", *_feature_reports(target), *selection, *rest)
 
 
-@nox.session(python=PYTHON, default=False)
+@nox.session(python=PYTHON)
 def local(session: nox.Session) -> None:
     """Gherkin features alone against their own local stack (`make local-verify`); reports in reports/.
 
@@ -99,18 +103,21 @@ def local(session: nox.Session) -> None:
     _features(session, "local")
 
 
-@nox.session(python=PYTHON, default=False)
+@nox.session(python=PYTHON)
 def live(session: nox.Session) -> None:
     """The same features against the live cluster through the tunnels (`-- features/e2e.feature` for one)."""
     install(session, "test", "live", "notebook")  # the e2e feature runs the Colab notebook
     _features(session, "live")
 
 
-@nox.session(python=PYTHON, default=False)
+@nox.session(python=PYTHON)
 def stack(session: nox.Session) -> None:
     """The local stack CLI: `nox -s stack -- up|down|status|demo|clean|env api`."""
     install(session, "test")  # moto[server] is the local S3 endpoint
     session.run("python", "-m", "local_stack", *(session.posargs or ["--help"]), external=False)
+
+
+# --- the rehearsal cluster: a real Kubernetes on this machine, the whole ca4-* lifecycle ------
 
 
 @nox.session(python=PYTHON)
@@ -129,7 +136,7 @@ def rehearsal_test(session: nox.Session) -> None:
         session.run("python", "-m", "rehearsal", "lifecycle", "--down")
 
 
-@nox.session(python=PYTHON, default=False)
+@nox.session(python=PYTHON)
 def rehearsal(session: nox.Session) -> None:
     """The rehearsal cluster CLI: `nox -s rehearsal -- up|down|status|build` (root; make rehearsal-up).
     The test group brings moto and boto3: the S3 stand-in runs from this venv."""
@@ -137,21 +144,24 @@ def rehearsal(session: nox.Session) -> None:
     session.run("python", "-m", "rehearsal", *(session.posargs or ["--help"]), external=False)
 
 
-@nox.session(python=PYTHON, default=False)
+# --- the demo, and what the project ships: the producer bundle, the event schema -------------
+
+
+@nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
     """Bring the local stack up and push the H200 captures through it (what `make local-demo` runs)."""
     install(session, "test")
     session.run("python", "-m", "local_stack", "demo", *session.posargs)
 
 
-@nox.session(python=PYTHON, default=False)
+@nox.session(python=PYTHON)
 def bundle(session: nox.Session) -> None:
     """Build dist/ca4_producer.zip, the producer bundle the Colab notebook imports (prints its SHA-256)."""
     install(session)
     session.run("python", "-m", "ca4_producer", "bundle", "--out", "dist", *session.posargs)
 
 
-@nox.session(python=PYTHON, default=False)
+@nox.session(python=PYTHON)
 def schema(session: nox.Session) -> None:
     """Regenerate schemas/gpu-metadata-event.v1.schema.json from the pydantic models."""
     install(session)
@@ -159,7 +169,7 @@ def schema(session: nox.Session) -> None:
         session.run("python", "-m", "ca4_events", "schema", stdout=out)
 
 
-# --- infrastructure (issue 4): checkov, the HCL tests, the diagrams ----------------------
+# --- Terraform without a cloud: checkov, the HCL tests, the diagrams ------------------------
 
 IAC_DIR = Path("ca4/terraform")
 IAC_REPORTS = Path("reports/iac")
@@ -211,14 +221,14 @@ def iac_test(session: nox.Session) -> None:
     session.run("pytest", "tests/iac", *session.posargs)
 
 
-@nox.session(python=PYTHON, default=False)
+@nox.session(python=PYTHON)
 def diagrams(session: nox.Session) -> None:
     """Render ca4/docs/*.puml to SVG with Debian's plantuml and graphviz (installed when missing)."""
     session.run("bash", "ca4/docs/ensure_diagram_tools.sh", external=True)
     session.run("python", "ca4/docs/render_diagrams.py", *session.posargs)
 
 
-# --- Kubernetes, SSH lab and monitoring (issues 5 and 6) ---------------------------------
+# --- the manifests, the SSH lab (bastion, tunnels), monitoring ------------------------------
 
 
 @nox.session(python=PYTHON)
@@ -253,7 +263,7 @@ def monitoring(session: nox.Session) -> None:
     session.run("pytest", "tests/monitoring", *session.posargs)
 
 
-# --- reliability (issue 8) -----------------------------------------------------------------
+# --- faults and hostile input on the local stack ---------------------------------------------
 
 
 @nox.session(python=PYTHON)
@@ -265,7 +275,7 @@ def reliability(session: nox.Session) -> None:
     )
 
 
-@nox.session(python=PYTHON, default=False)
+@nox.session(python=PYTHON)
 def chaos(session: nox.Session) -> None:
     """The full set: 5000-event streams, 3 worker kills, 10 s outages, 100 poison records, deep fuzzing."""
     install(session, "test", "fuzz")
@@ -279,10 +289,10 @@ def chaos(session: nox.Session) -> None:
     )
 
 
-# --- performance (issue 9) -------------------------------------------------------------------
+# --- performance: the benchmark ----------------------------------------------------------------
 
 
-@nox.session(python=PYTHON, default=False)
+@nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """The benchmark against a fresh local stack: reports/bench.json and reports/bench.md."""
     install(session, "test")

@@ -54,12 +54,33 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
+# every folder holding tests, and the marker its tests get (pyproject's markers explain each);
+# a test in a folder missing here is refused, so a new suite cannot slip in unmarked
+FOLDER_MARKS = {
+    "unit": "unit",
+    "integration": "integration",
+    "bdd": "bdd",
+    "reliability": "reliability",
+    "bench": "bench",
+    "rehearsal": "rehearsal",
+    "iac": "iac",
+    "k8s": "k8s",
+    "monitoring": "monitoring",
+    "ssh": "ssh",
+}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark each test by its top folder: unit, integration, bdd, reliability, bench or rehearsal."""
+    """Mark each test by its top folder (``FOLDER_MARKS``); refuse a test outside those folders."""
     for item in items:
-        kind = Path(str(item.fspath)).relative_to(TESTS).parts[0]
-        if kind in ("unit", "integration", "bdd", "reliability", "bench", "rehearsal"):
-            item.add_marker(getattr(pytest.mark, kind))
+        parts = Path(str(item.fspath)).relative_to(TESTS).parts
+        kind = parts[0] if len(parts) > 1 else "(tests/)"
+        if kind not in FOLDER_MARKS:
+            raise pytest.UsageError(
+                f"{item.nodeid} is in {kind}, which tests/conftest.py does not know: add the folder "
+                "to FOLDER_MARKS (and its marker to pyproject's markers) or move the test"
+            )
+        item.add_marker(getattr(pytest.mark, FOLDER_MARKS[kind]))
         if kind == "unit":
             wanted = LIVE_FIXTURES & set(getattr(item, "fixturenames", ()))
             if wanted:
