@@ -27,7 +27,6 @@ from local_stack.config import KAFKA_CLUSTER_ID, StackConfig, kafka_version
 from local_stack.procs import StackError, require_free_port, step
 
 MONGO_IMAGE = "mongo:7.0"
-COMPONENTS = ("s3", "mongo", "kafka")
 
 
 def kafka_image() -> str:

@@ -273,7 +273,7 @@ class RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]  # kaf
     def __init__(self, worker: Worker) -> None:
         self._worker = worker
 
-    def on_partitions_revoked(self, revoked: Any) -> None:
+    def on_partitions_revoked(self, _revoked: Any) -> None:
         """Before the group takes partitions away."""
         self._worker.on_partitions_revoked()
 

@@ -213,6 +213,7 @@ def test_nothing_is_committed_while_the_database_is_down(rig: Rig, load_event: G
     assert len(seen) == 4, "three failed attempts, then success"
     assert all(commits == [] for commits, _ in seen), "no commit before the write succeeded"
     assert all(paused for _, paused in seen[1:]), "partitions stay paused while retrying"
+    assert consumer.pause_calls == 1, f"paused {consumer.pause_calls} times in one retry streak, expected 1"
     assert consumer.commits == [{TopicPartition("gpu-metadata", 0): 1}]
     assert consumer.paused_parts == set(), "partitions resume once the batch is durable"
     assert worker.health.ready
