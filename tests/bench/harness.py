@@ -38,7 +38,7 @@ from pymongo import MongoClient
 
 from ca4_events import names
 from ca4_events.ids import uuid7
-from local_stack import services
+from local_stack import pipeline
 from local_stack.config import FERRETDB_VERSION, StackConfig, free_port, kafka_version
 from local_stack.procs import http_ok, wait_until
 from metadata_worker.transform import KafkaCoords, enrich
@@ -200,7 +200,7 @@ class Bench:
             batch=100,
             concurrency=c,
         )
-        self.figures["api_rss_after_load"] = _rss_mb(services.api_process(self.cfg).pid())
+        self.figures["api_rss_after_load"] = _rss_mb(pipeline.api_process(self.cfg).pid())
 
     def api_ingest_kafka_python(self) -> None:
         """The batch-100 load again with the API on kafka-python (KAFKA_CLIENT=kafka-python)."""
@@ -241,7 +241,7 @@ class Bench:
                 producer.flush(timeout=120)
                 producer.close()
             self.figures["worker_sink"] = self._measure_sink(n)
-            self.figures["worker_rss_after_load"] = _rss_mb(services.worker_process(self.cfg).pid())
+            self.figures["worker_rss_after_load"] = _rss_mb(pipeline.worker_process(self.cfg).pid())
         finally:
             restart(self.cfg, "worker")  # back to the contract (archive on), whatever happened
         self.figures["raw_bulk_write"] = self._raw_bulk_write(events)

@@ -19,7 +19,7 @@ from typing import Any
 from pytest_bdd import then, when
 
 from ca4_events import names
-from local_stack import services
+from local_stack import pipeline
 from tests.bdd.targets.base import Target
 from tests.tools import notebook
 
@@ -53,7 +53,7 @@ def producer_client_replays(target: Target) -> Sent:
     argv += ["--interval", "0.2", "--duration", "1", "--batch-size", "3"]
     done = subprocess.run(
         argv,
-        env=services.contract_env(_client_env(target)),  # only its documented inputs
+        env=pipeline.contract_env(_client_env(target)),  # only its documented inputs
         capture_output=True,
         text=True,
         timeout=120,

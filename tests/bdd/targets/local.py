@@ -9,7 +9,7 @@ from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
 from ca4_events import names
-from local_stack import prometheus, s3, services, stack
+from local_stack import pipeline, prometheus, s3, stack
 from local_stack.config import BUCKET, StackConfig
 from tests.bdd.targets import dbprobe
 from tests.bdd.targets.base import Target
@@ -80,7 +80,7 @@ class LocalTarget(Target):
 
     def api_environment(self) -> dict[str, str]:
         """Read /proc/<pid>/environ of the API process."""
-        pid = services.api_process(self.cfg).pid()
+        pid = pipeline.api_process(self.cfg).pid()
         assert pid is not None, "the local Processor API is not running"
         raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         return dict(entry.decode().split("=", 1) for entry in raw if b"=" in entry)
@@ -91,7 +91,7 @@ class LocalTarget(Target):
 
     def worker_logs_contain(self, text: str) -> bool:
         """Search the worker's log file."""
-        log = services.worker_process(self.cfg).log_file
+        log = pipeline.worker_process(self.cfg).log_file
         return log.exists() and text in log.read_text(errors="replace")
 
     @property
