@@ -1,13 +1,19 @@
-"""Fakes for unit tests of the worker: consumer, producer, S3 client. Never used by integration tests."""
+"""Fakes for unit tests, in one place: the worker's consumer, producer and S3 client, the API's
+publisher and librdkafka producer. Never used by integration tests (the collector's fakes of
+NVML, TPUs and Colab live in tests/unit/producer, beside the readings they fake)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import EndpointConnectionError
+from confluent_kafka import KafkaError, KafkaException
 from kafka import TopicPartition
 from kafka.errors import KafkaTimeoutError
+
+from processor_api.publishers import KafkaUnavailable, OutRecord
 
 
 @dataclass
@@ -131,3 +137,55 @@ class FakeS3:
     def delete_object(self, Bucket: str, Key: str) -> None:
         self._check()
         self.objects.pop(Key, None)
+
+
+class FakePublisher:
+    """Records what would have gone to Kafka; can pretend Kafka is down or refuses some."""
+
+    def __init__(self) -> None:
+        self.records: list[OutRecord] = []
+        self.ready_flag = True
+        self.unavailable = False
+        self.refuse_every: int | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.ready_flag
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def publish(self, records: Sequence[OutRecord]) -> list[str | None]:
+        if self.unavailable:
+            raise KafkaUnavailable("no Kafka broker is reachable")
+        out: list[str | None] = []
+        for i, rec in enumerate(records):
+            if self.refuse_every and i % self.refuse_every == 0:
+                out.append("KafkaTimeoutError")
+            else:
+                self.records.append(rec)
+                out.append(None)
+        return out
+
+
+class FakeConfluentProducer:
+    """Acks every record at once, except those whose value is too large for librdkafka."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.produced: list[bytes] = []
+
+    def produce(self, topic: str, *, value: bytes, key: bytes, headers: Any, on_delivery: Any) -> None:
+        if len(value) > self.limit:
+            raise KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
+        self.produced.append(value)
+        on_delivery(None, None)
+
+    def flush(self, timeout: float = 0) -> int:
+        return 0
+
+    def poll(self, timeout: float = 0) -> int:
+        return 0

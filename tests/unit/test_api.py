@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pathlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,42 +15,10 @@ from ca4_events.schema import GpuMetadataEvent
 from processor_api.app import create_app
 from processor_api.body import _first_key
 from processor_api.config import Settings
-from processor_api.publishers import KafkaUnavailable, OutRecord
+from tests.unit.fakes import FakePublisher
 
 TOKEN = "unit-test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
-
-
-class FakePublisher:
-    """Records what would have gone to Kafka; can pretend Kafka is down or refuses some."""
-
-    def __init__(self) -> None:
-        self.records: list[OutRecord] = []
-        self.ready_flag = True
-        self.unavailable = False
-        self.refuse_every: int | None = None
-
-    @property
-    def ready(self) -> bool:
-        return self.ready_flag
-
-    async def start(self) -> None:
-        pass
-
-    async def stop(self) -> None:
-        pass
-
-    async def publish(self, records: Sequence[OutRecord]) -> list[str | None]:
-        if self.unavailable:
-            raise KafkaUnavailable("no Kafka broker is reachable")
-        out: list[str | None] = []
-        for i, rec in enumerate(records):
-            if self.refuse_every and i % self.refuse_every == 0:
-                out.append("KafkaTimeoutError")
-            else:
-                self.records.append(rec)
-                out.append(None)
-        return out
 
 
 @pytest.fixture

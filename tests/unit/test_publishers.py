@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException
 
 from processor_api.config import Settings
 from processor_api.publishers import AckTracker, OutRecord, max_record_bytes
 from processor_api.publishers.confluent import ConfluentPublisher
+from tests.unit.fakes import FakeConfluentProducer
 
 
 def test_outcomes_settled_on_another_thread_wake_the_request_once() -> None:
@@ -47,32 +46,12 @@ def test_what_is_still_pending_at_the_deadline_is_an_ack_timeout() -> None:
     assert asyncio.run(run()) == [None, "AckTimeout"]
 
 
-class _FakeProducer:
-    """Acks every record at once, except those whose value is too large for librdkafka."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.produced: list[bytes] = []
-
-    def produce(self, topic: str, *, value: bytes, key: bytes, headers: Any, on_delivery: Any) -> None:
-        if len(value) > self.limit:
-            raise KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
-        self.produced.append(value)
-        on_delivery(None, None)
-
-    def flush(self, timeout: float = 0) -> int:
-        return 0
-
-    def poll(self, timeout: float = 0) -> int:
-        return 0
-
-
 def _record(value: bytes) -> OutRecord:
     return OutRecord(event_id="e", key=b"k", value=value, headers=[("event_id", b"e")])
 
 
 def test_a_record_librdkafka_refuses_is_that_items_failure_not_a_500(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = _FakeProducer(limit=100)
+    fake = FakeConfluentProducer(limit=100)
     monkeypatch.setattr(ConfluentPublisher, "_new_producer", lambda self: fake)
     publisher = ConfluentPublisher(Settings(api_tokens="unit-test-token-0123456789"))
     publisher._reachable = True  # no broker in a unit test
