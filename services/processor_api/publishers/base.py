@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -131,7 +132,8 @@ def max_record_bytes(settings: Settings) -> int:
 
 
 class ProbedPublisher:
-    """What both publishers share: settings, and a reachability probe each second.
+    """What both publishers share: settings, a reachability probe each second, and the publish
+    itself (guards, ack tracking, timing) around each client's ``_hand_over``.
 
     While no broker answers, requests fail fast with 503 instead of each waiting the full
     timeout, and ``/readyz`` reports not ready. Subclasses react to each probe in
@@ -182,3 +184,22 @@ class ProbedPublisher:
 
     async def _on_probe(self, reachable: bool) -> None:
         """Called after each probe (the kafka-python publisher connects its producer here)."""
+
+    async def publish(self, records: Sequence[OutRecord]) -> list[str | None]:
+        """Hand every record to the client and wait for its ack (or the publish timeout):
+        per record ``None`` (acked) or the failure reason."""
+        if not records:
+            return []
+        if not self.ready:
+            raise KafkaUnavailable("no Kafka broker is reachable")
+        acks = AckTracker(len(records))
+        started = time.perf_counter()
+        await self._hand_over(records, acks)
+        outcomes = await acks.wait(self._timeout_s + 2)
+        metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
+        return outcomes
+
+    async def _hand_over(self, records: Sequence[OutRecord], acks: AckTracker) -> None:
+        """Give the records to the client, which settles ``acks`` as the broker answers;
+        raise ``KafkaUnavailable`` when none of them could be handed over."""
+        raise NotImplementedError

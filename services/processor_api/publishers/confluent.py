@@ -12,13 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 from collections.abc import Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from processor_api import metrics
 from processor_api.config import Settings
 from processor_api.publishers.base import (
     AckTracker,
@@ -80,15 +78,10 @@ class ConfluentPublisher(ProbedPublisher):
         self._stop.set()
         self._poller.join(timeout=5)
 
-    async def publish(self, records: Sequence[OutRecord]) -> list[str | None]:
-        """Enqueue every record and wait for its delivery report (or the publish timeout)."""
-        if not records:
-            return []
-        if not self._reachable:
-            raise KafkaUnavailable("no Kafka broker is reachable")
+    async def _hand_over(self, records: Sequence[OutRecord], acks: AckTracker) -> None:
+        """Enqueue every record on the event loop; the delivery reports settle ``acks``."""
         self._replace_if_fatal()
-        acks = AckTracker(len(records))
-        started = time.perf_counter()
+        queue_full = 0
         for index, rec in enumerate(records):
 
             def report(err: Any, _msg: Any, index: int = index) -> None:
@@ -102,11 +95,9 @@ class ConfluentPublisher(ProbedPublisher):
                 )
             except BufferError:
                 acks.settle(index, "QueueFull")
+                queue_full += 1
             except KafkaException as exc:  # refused before it was queued (too large, fatal state)
                 error = exc.args[0] if exc.args else None
                 acks.settle(index, error.name() if isinstance(error, KafkaError) else type(exc).__name__)
-        result = await acks.wait(self._timeout_s + 2)
-        metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
-        if all(r == "QueueFull" for r in result):
+        if queue_full == len(records):
             raise KafkaUnavailable("the producer queue is full")
-        return result

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Sequence
 from typing import Any
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from processor_api import metrics
 from processor_api.config import Settings
 from processor_api.publishers.base import (
     AckTracker,
@@ -78,14 +76,10 @@ class KafkaPublisher(ProbedPublisher):
                     except KafkaError as exc:
                         log.warning("kafka producer could not start", extra={"error": repr(exc)})
 
-    async def publish(self, records: Sequence[OutRecord]) -> list[str | None]:
-        """Send every record and wait for its ack (or the publish timeout)."""
-        if not records:
-            return []
+    async def _hand_over(self, records: Sequence[OutRecord], acks: AckTracker) -> None:
+        """Send every record on a worker thread; the callbacks settle ``acks``."""
         producer = self._producer
-        if not self._reachable or producer is None:
-            raise KafkaUnavailable("no Kafka broker is reachable")
-        acks = AckTracker(len(records))
+        assert producer is not None  # publish checked ``ready``
 
         def on_ok(_: Any, index: int) -> None:
             acks.settle(index, None)
@@ -108,10 +102,5 @@ class KafkaPublisher(ProbedPublisher):
                 kf.add_errback(on_err, index=index)
             return handed
 
-        started = time.perf_counter()
-        handed = await asyncio.to_thread(send_all)
-        if handed == 0:
+        if await asyncio.to_thread(send_all) == 0:
             raise KafkaUnavailable(f"no record could be handed to Kafka ({acks.first()})")
-        outcomes = await acks.wait(self._timeout_s + 2)
-        metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
-        return outcomes
