@@ -4,6 +4,7 @@ the variable instead of a stack trace, and the ``--help`` line listing the varia
 
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import TypeVar
 
@@ -33,11 +34,6 @@ class ServiceSettings(BaseSettings):
 S = TypeVar("S", bound=ServiceSettings)
 
 
-def variables(settings: type[ServiceSettings]) -> str:
-    """The environment variables a service reads, comma-separated (for ``--help``)."""
-    return ", ".join(name.upper() for name in settings.model_fields)
-
-
 def load(settings: type[S], prog: str) -> S | None:
     """The settings from the environment, or None after printing one line per bad variable."""
     try:
@@ -47,3 +43,19 @@ def load(settings: type[S], prog: str) -> S | None:
             name = "_".join(str(p) for p in err["loc"]).upper() or "settings"
             print(f"{prog}: configuration error in {name}: {err['msg']}", file=sys.stderr)
         return None
+
+
+def from_command_line(settings: type[S], prog: str, what: str, argv: list[str] | None) -> S | None:
+    """``--help`` (what the service does, every variable it reads, which are required), then
+    the settings from the environment; None after a configuration error was printed."""
+    required = [name.upper() for name, f in settings.model_fields.items() if f.is_required()]
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=(
+            f"{what} Configured only by environment variables: "
+            + ", ".join(name.upper() for name in settings.model_fields)
+            + f" ({', '.join(required)} required; see the README's configuration contract)."
+        ),
+    )
+    parser.parse_args(argv)
+    return load(settings, prog)

@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-import argparse
 import threading
 
 from ca4_events import jsonlog
-from ca4_events.service import load, variables
+from ca4_events.service import from_command_line
 from metadata_worker.config import Settings
 from metadata_worker.main import install_signal_handlers, run
 
 
 def main(argv: list[str] | None = None) -> int:
     """Read settings from the environment and run until SIGTERM/SIGINT."""
-    parser = argparse.ArgumentParser(
-        prog="ca4-worker",
-        description=(
-            "CA4 Metadata Worker: consumes gpu-metadata, enriches each event, stores it in the "
-            "Mongo-compatible database (and optionally archives to S3), then commits. "
-            "Configured only by environment variables: "
-            + variables(Settings)
-            + " (MONGO_URI is required; see the README's configuration contract)."
-        ),
+    settings = from_command_line(
+        Settings,
+        "ca4-worker",
+        "CA4 Metadata Worker: consumes gpu-metadata, enriches each event, stores it in the "
+        "Mongo-compatible database (and optionally archives to S3), then commits.",
+        argv,
     )
-    parser.parse_args(argv)
-    settings = load(Settings, "ca4-worker")
     if settings is None:
         return 2
     jsonlog.configure("metadata-worker", settings.log_level)

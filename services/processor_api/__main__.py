@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
-import argparse
-
 import uvicorn
 
 from ca4_events import jsonlog
-from ca4_events.service import load, variables
+from ca4_events.service import from_command_line
 from processor_api.app import create_app
 from processor_api.config import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
     """Read settings from the environment and serve until SIGTERM/SIGINT."""
-    parser = argparse.ArgumentParser(
-        prog="ca4-api",
-        description=(
-            "CA4 Processor API: POST /metadata publishes accelerator snapshots to Kafka. "
-            "Configured only by environment variables: "
-            + variables(Settings)
-            + " (API_TOKENS is required; see the README's configuration contract)."
-        ),
+    settings = from_command_line(
+        Settings,
+        "ca4-api",
+        "CA4 Processor API: POST /metadata publishes accelerator snapshots to Kafka.",
+        argv,
     )
-    parser.parse_args(argv)
-    settings = load(Settings, "ca4-api")
     if settings is None:
         return 2
     jsonlog.configure("processor-api", settings.log_level)
