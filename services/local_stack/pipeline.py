@@ -38,17 +38,32 @@ def contract_env(contract: dict[str, str]) -> dict[str, str]:
     return {**base, "PYTHONUNBUFFERED": "1", **contract}
 
 
+def _start(
+    cfg: StackConfig, proc: Process, module: str, *, port_field: str, title: str, env: dict[str, str]
+) -> None:
+    """Start ``python -m module`` unless it runs already, and wait (60 s at most) until it is ready."""
+    url = cfg.api_url if module == "processor_api" else cfg.worker_url
+    if proc.alive():
+        print(f"{proc.name} already running (pid {proc.pid()}) on {url}", flush=True)
+        return
+    require_free_port(cfg, port_field)
+    ready = api_ready if module == "processor_api" else worker_ready
+    with step(title):
+        proc.start([python(), "-m", module], contract_env(env))
+        wait_until(lambda: ready(cfg), 60, proc.name, proc.log_file, proc)
+
+
 def start_api(cfg: StackConfig, env_overrides: dict[str, str] | None = None) -> None:
     """Start the API and wait until it is ready (Kafka reachable); ``env_overrides`` as for the worker."""
-    proc = api_process(cfg)
-    if proc.alive():
-        print(f"processor-api already running (pid {proc.pid()}) on {cfg.api_url}", flush=True)
-        return
-    require_free_port(cfg, "api_port")
-    with step(f"starting Processor API on {cfg.api_url}"):
-        env = contract_env({**cfg.api_env(), **(env_overrides or {})})
-        proc.start([python(), "-m", "processor_api"], env)
-        wait_until(lambda: api_ready(cfg), 60, "processor-api", proc.log_file, proc)
+    env = {**cfg.api_env(), **(env_overrides or {})}
+    _start(
+        cfg,
+        api_process(cfg),
+        "processor_api",
+        port_field="api_port",
+        title=f"starting Processor API on {cfg.api_url}",
+        env=env,
+    )
 
 
 def start_worker(cfg: StackConfig, env_overrides: dict[str, str] | None = None) -> None:
@@ -56,15 +71,9 @@ def start_worker(cfg: StackConfig, env_overrides: dict[str, str] | None = None) 
 
     ``env_overrides`` replace contract variables (fault-injection tests route S3 through a proxy).
     """
-    proc = worker_process(cfg)
-    if proc.alive():
-        print(f"metadata-worker already running (pid {proc.pid()}) on {cfg.worker_url}", flush=True)
-        return
-    require_free_port(cfg, "worker_port")
-    with step(f"starting Metadata Worker (probes on {cfg.worker_url})"):
-        env = contract_env({**cfg.worker_env(), **(env_overrides or {})})
-        proc.start([python(), "-m", "metadata_worker"], env)
-        wait_until(lambda: worker_ready(cfg), 60, "metadata-worker", proc.log_file, proc)
+    env = {**cfg.worker_env(), **(env_overrides or {})}
+    title = f"starting Metadata Worker (probes on {cfg.worker_url})"
+    _start(cfg, worker_process(cfg), "metadata_worker", port_field="worker_port", title=title, env=env)
 
 
 def stop_api(cfg: StackConfig) -> bool:
