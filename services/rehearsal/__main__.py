@@ -10,9 +10,10 @@ import sys
 from collections.abc import Sequence
 
 from local_stack.config import default_cache_dir
-from rehearsal.build import BuildError
-from rehearsal.cluster import Cluster, Settings
+from rehearsal.cluster import Cluster
+from rehearsal.clusterbase import Settings
 from rehearsal.daemons import RehearsalError
+from rehearsal.gomod import BuildError
 from rehearsal.images import ImageError
 from rehearsal.pins import REPO
 

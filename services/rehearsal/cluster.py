@@ -13,79 +13,36 @@ in network namespaces behind a bastion (``topology``), reached through a real SS
             restores the sysctls. The state (datastore, certificates) stays for the next up.
     status  each daemon and node, in one table.
 
+``Cluster`` builds on ``nodeimages`` (the images on the nodes) and ``clusterbase`` (its settings
+and state, kubectl and ctr, the live scripts and their configuration).
 Every wait is bounded and names what it waited for when it gives up.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
-import shlex
 import shutil
 import signal
-import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from local_stack.procs import Process, note, step
 from rehearsal import aws, bastion, configs, host, topology
-from rehearsal.build import Builder
-from rehearsal.daemons import LIFETIME_S, WAIT_S, Daemons, RehearsalError
-from rehearsal.images import Buildah, DebianBase, Image
+from rehearsal.clusterbase import ready
+from rehearsal.daemons import LIFETIME_S, RehearsalError
+from rehearsal.images import Image
+from rehearsal.nodeimages import NodeImages
 from rehearsal.pins import DEBIAN_COMMANDS
-from rehearsal.pki import Pki
-from rehearsal.standins import StandIns, missing_note
-from rehearsal.topology import BASTION_ADDR, DNS_SERVICE_IP, HOST_ADDR, S3_ADDR, SERVICE_CIDR, Node, Topology
+from rehearsal.topology import BASTION_ADDR, DNS_SERVICE_IP, HOST_ADDR, SERVICE_CIDR, Node
 
 MANIFESTS = Path(__file__).resolve().parent / "manifests"
-DEFAULT_API_PORT = 26443  # this machine's end of the API tunnel (16443 stays free for ca4-tunnels-up)
-IMAGE_PREFIX = "localhost/ca4-rehearsal"  # "localhost/": containerd never resolves them on a registry
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Where the rehearsal keeps its state and how big it is."""
-
-    state: Path
-    cache: Path
-    nodes: int = 1
-    api_port: int = DEFAULT_API_PORT
-
-    @classmethod
-    def from_env(cls, repo: Path, cache: Path) -> Settings:
-        """``CA4_REHEARSAL_DIR`` (default ``.ca4-rehearsal``), ``CA4_REHEARSAL_NODES`` (1-3),
-        ``CA4_REHEARSAL_API_PORT``."""
-        raw = os.environ.get("CA4_REHEARSAL_NODES", "") or "1"
-        if raw not in ("1", "2", "3"):
-            raise RehearsalError(f"CA4_REHEARSAL_NODES={raw}: the rehearsal runs 1 to 3 nodes")
-        state = Path(os.environ.get("CA4_REHEARSAL_DIR", "") or repo / ".ca4-rehearsal").resolve()
-        port = int(os.environ.get("CA4_REHEARSAL_API_PORT", "") or DEFAULT_API_PORT)
-        return cls(state=state, cache=cache, nodes=int(raw), api_port=port)
-
-
-class Cluster(Daemons):
+class Cluster(NodeImages):
     """One rehearsal cluster and its state folder."""
-
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings.state)
-        self.s = settings
-        self.topology = Topology(self.state, self._recorded_nodes() or settings.nodes)
-        self.pki = Pki(self.state / "pki")
-        self.builder = Builder(settings.cache)
-        self.buildah = Buildah(settings.cache)
-        self.kubeconfig = self.state / "kubeconfig"
-        self.images: dict[str, Image] = {}
-        self.aws = aws.Aws(self, self.topology, settings.cache)
-
-    def _recorded_nodes(self) -> int | None:
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            return int(json.loads((self.state / "cluster.json").read_text())["nodes"])
-        return None
 
     def processes(self) -> list[Process]:
         """Every daemon this rehearsal may have started, in start order."""
@@ -183,23 +140,6 @@ class Cluster(Daemons):
             for workload in ("deployment/coredns", "deployment/local-path-provisioner", "daemonset/traefik"):
                 self.rollout("kube-system", workload)
 
-    def script(self, argv: list[str], timeout: float, what: str = "") -> None:
-        """A live script (or make target) with the rehearsal's configuration; its output as notes.
-        A failure names ``what`` (by default the program ``argv`` runs)."""
-        done = subprocess.run(
-            argv,
-            env={**os.environ, **self.script_env()},
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        for line in (done.stdout + done.stderr).strip().splitlines():
-            note(f"  {line}")
-        if done.returncode != 0:
-            name = what or Path(argv[0]).name
-            raise RehearsalError(f"{name} exited {done.returncode} (its output is above)")
-
     def _stage_addons(self, server: Node, images: dict[str, Image]) -> None:
         """K3s's bundled parts, rendered into the server's manifests folder (K3s applies what is
         there at start): CoreDNS, local-path, Traefik."""
@@ -215,33 +155,6 @@ class Cluster(Daemons):
             for key, value in fill.items():
                 text = text.replace(f"@{key}@", value)
             (folder / manifest).write_text(text)
-
-    def _images(self) -> dict[str, Image]:
-        """The images of K3s's bundled parts, each ``FROM scratch`` with its binary."""
-        p, binary, build = self.builder.pins, self.builder.binary, self.buildah.from_files
-        busybox = Path("/bin/busybox")  # Debian's busybox-static; /bin/sh for local-path's helper scripts
-        with step("images: pause, busybox, CoreDNS, local-path, Traefik (buildah, from scratch)"):
-            self.images = {
-                "pause": build(f"{IMAGE_PREFIX}/pause:3.10", {"/pause": binary("pause")}, ["/pause"]),
-                "busybox": build(
-                    f"{IMAGE_PREFIX}/busybox:1.35",
-                    {"/bin/busybox": busybox, "/bin/sh": busybox},
-                    ["/bin/sh"],
-                    user="0",  # root, as K3s's: local-path's helper pods make the volume folders
-                ),
-                "coredns": build(
-                    f"{IMAGE_PREFIX}/coredns:{p.coredns}", {"/coredns": binary("coredns")}, ["/coredns"]
-                ),
-                "traefik": build(
-                    f"{IMAGE_PREFIX}/traefik:{p.traefik}", {"/traefik": binary("traefik")}, ["/traefik"]
-                ),
-                "local-path": build(
-                    f"{IMAGE_PREFIX}/local-path-provisioner:{p.local_path}",
-                    {"/local-path-provisioner": binary("local-path-provisioner")},
-                    ["/local-path-provisioner"],
-                ),
-            }
-        return self.images
 
     def _node_runtime(self, node: Node, images: dict[str, Image]) -> None:
         for sub in ("var-lib", "var-log", "containerd", "cni-conf", "bin"):
@@ -265,169 +178,6 @@ class Cluster(Daemons):
         bastion.start_on_node(self, node, lambda: self._port_in(node, 22, node.addr))
         for image in images.values():
             self.import_image(node, image)
-
-    def project_image(self) -> Image:
-        """The project's image built (``build_project_image``) and loaded on every node by
-        ``scripts/image_ca4.sh load``, the code path of ``make ca4-image-load``."""
-        repo = Path(__file__).resolve().parents[2]
-        image = self.build_project_image()
-        with step("scripts/image_ca4.sh load: podman save | ssh -J bastion | k3s ctr import, on each node"):
-            self.image_load(repo)
-        return image
-
-    def build_project_image(self) -> Image:
-        """The project's own Dockerfile, built for real with buildah on a Debian 12 base made
-        with debootstrap (BASE_IMAGE, trusting the rehearsal's "public" CA as Debian trusts the
-        public ones), tagged as ``scripts/image_ca4.sh tag`` names it (so ``make ca4-image-build``
-        finds it built). The image's DocumentDB CA bundle is the DocumentDB stand-in's CA."""
-        repo = Path(__file__).resolve().parents[2]
-        done = subprocess.run(
-            [str(repo / "scripts" / "image_ca4.sh"), "tag"],
-            env={**os.environ, "CA4_IMAGE_ALLOW_DIRTY": "1"},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise RehearsalError(f"scripts/image_ca4.sh tag: {done.stderr.strip()}")
-        ref = done.stdout.strip()
-        with step(f"the project's image {ref} (Dockerfile, buildah, a debootstrap base)"):
-            self.aws.ensure_certificates()
-            base = DebianBase(self.buildah).trusting(self.aws.public_ca.path("ca.crt"))
-            ca = base64.b64encode(aws.documentdb_bundle(self.aws)).decode()
-            image = self.buildah.dockerfile(
-                ref, repo, {"BASE_IMAGE": base, "DOCUMENTDB_CA_BUNDLE_PEM_B64": ca}
-            )
-        self.images["project"] = image
-        return image
-
-    def admin_kubeconfig(self) -> Path:
-        """The rehearsal's own admin kubeconfig, through its API tunnel (once the server made
-        its certificates and tokens)."""
-        return self.pki.kubeconfig("admin", f"https://127.0.0.1:{self.s.api_port}", self.kubeconfig)
-
-    def script_env(self) -> dict[str, str]:
-        """What the live scripts get here instead of AWS: configuration only. podman (no daemon)
-        reads the store buildah built into, through this folder's storage.conf."""
-        store = self.buildah.root
-        (self.state / "podman").mkdir(parents=True, exist_ok=True)
-        storage = self.state / "podman" / "storage.conf"
-        storage.write_text(
-            f'[storage]\ndriver = "vfs"\ngraphroot = "{store}/store"\nrunroot = "{store}/run"\n'
-        )
-        engine = self.state / "podman" / "containers.conf"
-        engine.write_text(
-            "[engine]\n"
-            f'tmp_dir = "{self.state}/podman/tmp"\n'
-            'events_logger = "none"\n'
-            'cgroup_manager = "cgroupfs"\n'
-        )
-        repo = Path(__file__).resolve().parents[2]
-        return {
-            "CA4_TF_DIR": str(self.state / "terraform"),
-            "AWS_CHECK": "skip",  # preflight.sh: the rehearsal's root has no provider to credit
-            "CA4_S3_ENDPOINT_URL": f"https://{S3_ADDR}",
-            "CA4_SSH_KEY": str(self.state / "ssh" / "client_ed25519"),
-            "CA4_STATE_DIR": str(self.state / "ca4-state"),
-            "CA4_SECRETS_DIR": str(self.state / "secrets"),
-            "CA4_RENDER_DIR": str(self.state / "rendered"),
-            "CA4_K3S_INSTALL_SCRIPT": str(repo / "services" / "rehearsal" / "node" / "install.sh"),
-            "CA4_K3S_VERSION": self.builder.pins.kubernetes,
-            "CA4_CONTAINER_CLI": "podman",
-            "CONTAINERS_STORAGE_CONF": str(storage),
-            "CONTAINERS_CONF": str(engine),
-            "CA4_IMAGE_ALLOW_DIRTY": "1",
-        }
-
-    def image_load(self, repo: Path) -> None:
-        """``scripts/image_ca4.sh load``, as ``make ca4-image-load`` runs it, against these nodes."""
-        argv = self.scratch_var_lib([f"{repo}/scripts/image_ca4.sh", "load"])
-        self.script(argv, timeout=900, what="scripts/image_ca4.sh load")
-
-    def scratch_var_lib(self, argv: list[str]) -> list[str]:
-        """``argv`` in a mount namespace whose /var/lib is a scratch folder of buildah's: podman
-        keeps a blob cache in /var/lib/containers, which this machine must not keep."""
-        scratch = self.buildah.root / "var-lib"
-        scratch.mkdir(parents=True, exist_ok=True)
-        script = f'mount --bind {shlex.quote(str(scratch))} /var/lib && exec "$@"'
-        return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, "sh", *argv]
-
-    def standin_images(self, load: bool = True) -> dict[str, Image]:
-        """The stand-ins for the images the manifests pull from public registries (Kafka,
-        Prometheus; ``standins``), built once and (``load``) imported into every node under the
-        manifests' own names; says which ones cannot be had."""
-        repo = Path(__file__).resolve().parents[2]
-        standins = StandIns(repo, self.s.cache, self.builder, self.buildah)
-        with step("stand-in images for apache/kafka and prom/prometheus (Maven, Go, Debian)"):
-            images = standins.images()
-            for node in self.topology.nodes if load else []:
-                for image in images.values():
-                    self.import_image(node, image)
-        for line in missing_note():
-            note(line)
-        self.images.update(images)
-        return images
-
-    def import_image(self, node: Node, image: Image) -> None:
-        """Import a saved image into the node's containerd, unless it holds it already; a
-        stand-in is also tagged with the manifests' name (moved there when rebuilt)."""
-        if image.ref not in self.ctr(node, "-n", "k8s.io", "images", "ls", "-q").stdout.split():
-            done = self.ctr(node, "-n", "k8s.io", "images", "import", str(image.tar))
-            if done.returncode != 0:
-                raise RehearsalError(
-                    f"{node.name}: importing {image.ref} failed: {done.stderr.strip()[-400:]}"
-                )
-        if image.alias:
-            done = self.ctr(node, "-n", "k8s.io", "images", "tag", "--force", image.ref, image.alias)
-            if done.returncode != 0:
-                raise RehearsalError(
-                    f"{node.name}: tagging {image.ref} as {image.alias} failed: {done.stderr.strip()[-400:]}"
-                )
-
-    def ctr(self, node: Node, *args: str) -> subprocess.CompletedProcess[str]:
-        """``ctr`` against the node's containerd (inside its namespaces)."""
-        pid = self.proc(f"{node.name}-holder").pid()
-        if pid is None:
-            raise RehearsalError(f"{node.name} is not running")
-        argv = ["nsenter", "-t", str(pid), "-m", "-n", "--", "ctr", "-a", configs.CONTAINERD_SOCKET, *args]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
-
-    def rollout(self, namespace: str, workload: str) -> None:
-        """Wait for a workload (``deployment/x``, ``daemonset/x``); fail with the pods seen."""
-        done = self.kubectl(
-            "-n", namespace, "rollout", "status", workload, f"--timeout={WAIT_S}s", check=False
-        )
-        if done.returncode != 0:
-            pods = self.kubectl("-n", namespace, "get", "pods", "-o", "wide", check=False).stdout
-            raise RehearsalError(f"{workload} did not become ready in {WAIT_S} s:\n{pods}{done.stderr}")
-
-    # --- talking to it -----------------------------------------------------------------------
-
-    def kubectl(
-        self, *args: str, stdin: str | None = None, check: bool = True
-    ) -> subprocess.CompletedProcess[str]:
-        """kubectl with the admin kubeconfig, through the tunnel."""
-        argv = ["kubectl", f"--kubeconfig={self.kubeconfig}", "--request-timeout=20s", *args]
-        done = subprocess.run(
-            argv, input=stdin, capture_output=True, text=True, timeout=WAIT_S + 30, check=False
-        )
-        if check and done.returncode != 0:
-            raise RehearsalError(f"kubectl {' '.join(args[:4])}: {done.stderr.strip()[-600:]}")
-        return done
-
-    def node(self, name: str) -> dict[str, Any] | None:
-        """The Node object, or None before the kubelet registered."""
-        done = self.kubectl("get", "node", name, "-o", "json", check=False)
-        return dict(json.loads(done.stdout)) if done.returncode == 0 else None
-
-    def node_ready(self, name: str) -> bool:
-        """The Node exists and is Ready."""
-        return ready(self.node(name))
-
-    def _port_in(self, node: Node, port: int, host: str = "127.0.0.1") -> bool:
-        code = f"import socket; socket.create_connection(('{host}', {port}), timeout=1).close()"
-        return topology.in_ns(node.ns, "python3", "-c", code, check=False).returncode == 0
 
     # --- down and status ---------------------------------------------------------------------
 
@@ -508,9 +258,3 @@ def require_commands() -> None:
             f"missing on this machine: {', '.join(missing)}; "
             "'make rehearsal-packages' installs the Debian ones"
         )
-
-
-def ready(node: dict[str, Any] | None) -> bool:
-    """The Node's Ready condition is True."""
-    conditions = (node or {}).get("status", {}).get("conditions", [])
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)

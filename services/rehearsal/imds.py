@@ -81,78 +81,86 @@ def _iso(when: float) -> str:
     return dt.datetime.fromtimestamp(when, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+class MetadataHandler(http.server.BaseHTTPRequestHandler):
+    """IMDSv2's routes on ``metadata`` (a class attribute: ``handler`` binds it)."""
+
+    metadata: Metadata
+    server_version = "EC2ws"
+    sys_version = ""
+
+    def setup(self) -> None:
+        super().setup()
+        # every answer leaves with the hop limit as its IP TTL, as IMDS's do
+        self.connection.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, self.metadata.hop_limit)
+
+    def log_message(self, format: str, *args: object) -> None:
+        sys.stderr.write(f"imds {self.client_address[0]} {format % args}\n")
+
+    def _send(self, status: int, body: str, content_type: str = "text/plain") -> None:
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_PUT(self) -> None:
+        if self.path != "/latest/api/token":
+            self._send(404, "Not Found")
+            return
+        raw = self.headers.get("X-aws-ec2-metadata-token-ttl-seconds", "")
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_TTL_S:
+            self._send(400, "Bad Request: X-aws-ec2-metadata-token-ttl-seconds must be 1-21600")
+            return
+        if self.headers.get("X-Forwarded-For"):
+            self._send(403, "Forbidden")  # IMDS refuses tokens asked through a proxy
+            return
+        token = self.metadata.new_token(int(raw))
+        self.send_response(200)
+        self.send_header("X-aws-ec2-metadata-token-ttl-seconds", raw)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(token)))
+        self.end_headers()
+        self.wfile.write(token.encode())
+
+    def do_GET(self) -> None:
+        if not self.metadata.valid(self.headers.get("X-aws-ec2-metadata-token")):
+            self._send(401, "Unauthorized")
+            return
+        found = self._answer(self.path.split("?", 1)[0])
+        if found is None:
+            self._send(404, "Not Found")
+        else:
+            self._send(200, *found)
+
+    def _answer(self, path: str) -> tuple[str, str] | None:
+        creds = "/latest/meta-data/iam/security-credentials/"
+        local = self.connection.getsockname()[0]
+        answers = {
+            creds: self.metadata.role,
+            creds + self.metadata.role: json.dumps(self.metadata.role_credentials()),
+            "/latest/meta-data/placement/region": self.metadata.region,
+            "/latest/meta-data/placement/availability-zone": self.metadata.region + "a",
+            "/latest/meta-data/instance-id": "i-rehearsal" + self.client_address[0].replace(".", ""),
+            "/latest/meta-data/local-ipv4": self.client_address[0],
+            "/latest/meta-data/services/domain": "amazonaws.com",
+            "/latest/meta-data/": "iam/\ninstance-id\nlocal-ipv4\nplacement/\n",
+        }
+        if path in answers:
+            kind = "application/json" if path == creds + self.metadata.role else "text/plain"
+            return answers[path], kind
+        if path == "/latest/dynamic/instance-identity/document":
+            document = {"region": self.metadata.region, "instanceId": "i-rehearsal", "privateIp": local}
+            return json.dumps(document), "application/json"
+        return None
+
+
 def handler(metadata: Metadata) -> type[http.server.BaseHTTPRequestHandler]:
     """The request handler class bound to ``metadata``."""
+    bound = metadata  # a class body that assigns ``metadata`` cannot read the argument of that name
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        server_version = "EC2ws"
-        sys_version = ""
-
-        def setup(self) -> None:
-            super().setup()
-            # every answer leaves with the hop limit as its IP TTL, as IMDS's do
-            self.connection.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, metadata.hop_limit)
-
-        def log_message(self, format: str, *args: object) -> None:
-            sys.stderr.write(f"imds {self.client_address[0]} {format % args}\n")
-
-        def _send(self, status: int, body: str, content_type: str = "text/plain") -> None:
-            data = body.encode()
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_PUT(self) -> None:
-            if self.path != "/latest/api/token":
-                self._send(404, "Not Found")
-                return
-            raw = self.headers.get("X-aws-ec2-metadata-token-ttl-seconds", "")
-            if not raw.isdigit() or not 1 <= int(raw) <= MAX_TTL_S:
-                self._send(400, "Bad Request: X-aws-ec2-metadata-token-ttl-seconds must be 1-21600")
-                return
-            if self.headers.get("X-Forwarded-For"):
-                self._send(403, "Forbidden")  # IMDS refuses tokens asked through a proxy
-                return
-            token = metadata.new_token(int(raw))
-            self.send_response(200)
-            self.send_header("X-aws-ec2-metadata-token-ttl-seconds", raw)
-            self.send_header("Content-Type", "text/plain")
-            self.send_header("Content-Length", str(len(token)))
-            self.end_headers()
-            self.wfile.write(token.encode())
-
-        def do_GET(self) -> None:
-            if not metadata.valid(self.headers.get("X-aws-ec2-metadata-token")):
-                self._send(401, "Unauthorized")
-                return
-            found = self._answer(self.path.split("?", 1)[0])
-            if found is None:
-                self._send(404, "Not Found")
-            else:
-                self._send(200, *found)
-
-        def _answer(self, path: str) -> tuple[str, str] | None:
-            creds = "/latest/meta-data/iam/security-credentials/"
-            local = self.connection.getsockname()[0]
-            answers = {
-                creds: metadata.role,
-                creds + metadata.role: json.dumps(metadata.role_credentials()),
-                "/latest/meta-data/placement/region": metadata.region,
-                "/latest/meta-data/placement/availability-zone": metadata.region + "a",
-                "/latest/meta-data/instance-id": "i-rehearsal" + self.client_address[0].replace(".", ""),
-                "/latest/meta-data/local-ipv4": self.client_address[0],
-                "/latest/meta-data/services/domain": "amazonaws.com",
-                "/latest/meta-data/": "iam/\ninstance-id\nlocal-ipv4\nplacement/\n",
-            }
-            if path in answers:
-                kind = "application/json" if path == creds + metadata.role else "text/plain"
-                return answers[path], kind
-            if path == "/latest/dynamic/instance-identity/document":
-                document = {"region": metadata.region, "instanceId": "i-rehearsal", "privateIp": local}
-                return json.dumps(document), "application/json"
-            return None
+    class Handler(MetadataHandler):
+        metadata = bound
 
     return Handler
 

@@ -25,15 +25,8 @@ from pathlib import Path
 
 from local_stack.kafka import COMPLETE_MARKER, maven_jars
 from local_stack.procs import StackError
-from rehearsal.build import (
-    Builder,
-    BuildError,
-    Part,
-    go_directive,
-    module_file,
-    module_replaces,
-    wrapper_build,
-)
+from rehearsal.build import Builder, Part
+from rehearsal.gomod import BuildError, go_directive, module_file, module_replaces, wrapper_build
 from rehearsal.images import Buildah, DebianBase, Image
 
 STANDINS = Path(__file__).resolve().parent / "standins"

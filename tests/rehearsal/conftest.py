@@ -16,7 +16,8 @@ import pytest
 
 from local_stack.config import default_cache_dir
 from rehearsal import host, topology
-from rehearsal.cluster import Cluster, Settings
+from rehearsal.cluster import Cluster
+from rehearsal.clusterbase import Settings
 from rehearsal.pins import REPO
 from tests.rehearsal.hoststate import HostState
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rehearsal import configs, k3s
+from rehearsal import configs, join, k3s
 from rehearsal.pins import REPO
 from rehearsal.topology import Node
 
@@ -122,12 +122,12 @@ def test_the_installer_refuses_by_name(
 
 def test_the_bootstrap_token_has_kubernetes_shape() -> None:
     """[a-z0-9]{6}.[a-z0-9]{16}, the same for the same K3S_TOKEN, different for another."""
-    token_id, secret = k3s.bootstrap_token("a" * 64)
+    token_id, secret = join.bootstrap_token("a" * 64)
     assert re.fullmatch(r"[a-z0-9]{6}", token_id)
     assert re.fullmatch(r"[a-z0-9]{16}", secret)
-    assert k3s.bootstrap_token("a" * 64) == (token_id, secret)
-    assert k3s.bootstrap_token("b" * 64) != (token_id, secret)
-    assert f"bootstrap-token-{token_id}" in k3s.bootstrap_secret("a" * 64)
+    assert join.bootstrap_token("a" * 64) == (token_id, secret)
+    assert join.bootstrap_token("b" * 64) != (token_id, secret)
+    assert f"bootstrap-token-{token_id}" in join.bootstrap_secret("a" * 64)
 
 
 def test_unknown_server_flags_are_named() -> None:
