@@ -47,7 +47,7 @@ def install(session: nox.Session, *groups: str) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """Ruff (lint + format check) and mypy --strict over the services."""
+    """Ruff (lint + format check) and mypy --strict over the services and scripts/lib."""
     install(session, "lint", "docker")  # mypy checks the optional testcontainers backend too
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")

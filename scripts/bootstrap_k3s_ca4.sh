@@ -215,32 +215,10 @@ if ! port_open "$CA4_K3S_API_LOCAL_PORT"; then
 fi
 say "waiting up to $READY_TIMEOUT s for ${#CA4_NODE_IPS[@]} node(s) Ready with $K3S_VERSION (through 127.0.0.1:$CA4_K3S_API_LOCAL_PORT)"
 deadline=$(($(date +%s) + READY_TIMEOUT))
+# scripts/lib/nodes_ready.py prints a line per node, then ALL-READY or WAITING.
 while :; do
   report="$(kubectl --kubeconfig "$CA4_KUBECONFIG" --request-timeout=10s get --raw /api/v1/nodes 2>"$WORK/kubectl.err" |
-    python3 -c '
-import json, sys
-want_version, ips = sys.argv[1], sys.argv[2:]
-try:
-    nodes = json.load(sys.stdin).get("items", [])
-except ValueError:
-    nodes = []
-seen = {}
-for node in nodes:
-    addrs = {a.get("address") for a in node.get("status", {}).get("addresses", []) if a.get("type") == "InternalIP"}
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in node.get("status", {}).get("conditions", []))
-    version = node.get("status", {}).get("nodeInfo", {}).get("kubeletVersion", "?")
-    for ip in ips:
-        if ip in addrs:
-            seen[ip] = (node.get("metadata", {}).get("name", "?"), version, ready)
-ok = True
-for ip in ips:
-    name, version, ready = seen.get(ip, ("(not registered)", "-", False))
-    good = ready and version == want_version
-    ok = ok and good
-    state = "Ready" if ready else "not ready"
-    print(f"   {ip:<16} {name:<28} {version:<16} {state}")
-print("ALL-READY" if ok else "WAITING")
-' "$K3S_VERSION" "${CA4_NODE_IPS[@]}" || true)"
+    python3 "$CA4_LIB_DIR/nodes_ready.py" "$K3S_VERSION" "${CA4_NODE_IPS[@]}" || true)"
   if [ "$(printf '%s\n' "$report" | tail -n 1)" = ALL-READY ]; then
     printf '%s\n' "$report" | sed '$d'
     break

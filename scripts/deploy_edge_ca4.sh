@@ -48,15 +48,9 @@ running="$(kafka_running_brokers "$brokers")"
 say "rendering Secrets and overlays into $CA4_RENDER_DIR (image $image, $brokers Kafka broker(s))"
 render_overlays "$brokers" "$tag"
 
-# Node status lists the images each kubelet holds; a missing one ends in ErrImageNeverPull.
-missing="$(kc get nodes -o json | python3 -c '
-import json, sys
-image = sys.argv[1]
-for node in json.load(sys.stdin)["items"]:
-    names = {n for i in node.get("status", {}).get("images", []) for n in i.get("names", [])}
-    if image not in names:
-        print(node["metadata"]["name"])
-' "$image")"
+# Node status lists the images each kubelet holds; a missing one ends in ErrImageNeverPull
+# (scripts/lib/nodes_lacking_image.py names the nodes without it).
+missing="$(kc get nodes -o json | python3 "$CA4_LIB_DIR/nodes_lacking_image.py" "$image")"
 if [ -n "$missing" ]; then
   # Never a silent wait on ErrImageNeverPull: load it now (image_ca4.sh load stops at once,
   # exit 2, when the image is not built here either, naming make ca4-image-build).
