@@ -67,6 +67,10 @@ class Worker:
         self._poll_timeout_ms = poll_timeout_ms
         self._backoff = backoff or Backoff()
         self._last_ping = 0.0
+        # stored (and archived) offsets whose commit the broker did not take (it was
+        # unreachable): retried while idle, merged into the next commit, dropped when the
+        # partitions leave us (their next owner replays from the last commit)
+        self._uncommitted: dict[TopicPartition, int] = {}
 
     def run(self, stop: threading.Event) -> None:
         """Poll, deliver, archive, commit; on ``stop`` finish the batch, flush, commit and return."""
@@ -95,6 +99,8 @@ class Worker:
                 self._pending.add(batch)
                 self._flush_if_due(stop)
         self._final_flush()
+        if self._uncommitted:
+            self._commit({})  # one last try for a commit the broker missed
         log.info("worker loop stopped")
 
     def _log_delivered(self, batch: Batch, report: BatchReport) -> None:
@@ -114,6 +120,8 @@ class Worker:
         if now - self._last_ping >= self.IDLE_PING_S:
             self._last_ping = now
             self.health.set_ready(self._db.ping(), "database unreachable")
+            if self._uncommitted:
+                self._commit({})  # nothing new arrives to carry it: retry the missed commit
         self._update_lag()
 
     def _flush_if_due(self, stop: threading.Event) -> None:
@@ -159,24 +167,25 @@ class Worker:
         deterministic keys make its archive objects replace ours.
         """
         pending = self._pending
-        if pending is None or not pending.batches:
-            return
-        try:
-            keys = pending.flush()
-        except SinkUnavailable as exc:
-            log.warning(
-                "archive flush at rebalance failed; the next owner replays", extra={"error": str(exc)}
-            )
+        archived: dict[TopicPartition, int] = {}
+        if pending is not None and pending.batches:
+            try:
+                keys = pending.flush()
+            except SinkUnavailable as exc:
+                log.warning(
+                    "archive flush at rebalance failed; the next owner replays", extra={"error": str(exc)}
+                )
+            else:
+                log.info("archived", extra={"archive_keys": keys, "event_ids": pending.event_ids()})
+                archived = pending.next_offsets()
             pending.clear()
-            return
-        log.info("archived", extra={"archive_keys": keys, "event_ids": pending.event_ids()})
-        self._commit(pending.next_offsets(), wait=False)
-        pending.clear()
+        self._commit(archived, wait=False)  # with any commit the broker missed
 
     def on_partitions_lost(self) -> None:
         """The group evicted us (a missed session, a broker restart): the partitions are no
         longer ours and a commit would be refused. Drop what is held; whoever is assigned
         the partitions (this worker again, after it rejoins) replays it from the last commit."""
+        self._uncommitted.clear()
         pending = self._pending
         if pending is not None and pending.batches:
             log.warning("partitions lost; the held batches will be replayed", extra={"records": len(pending)})
@@ -217,23 +226,36 @@ class Worker:
     def _commit(self, next_offsets: dict[TopicPartition, int], *, wait: bool = True) -> None:
         """Commit the offsets after the last stored (and archived) record of each partition.
 
+        A commit the broker missed earlier goes with it (offsets only grow, so the newer
+        offset of a partition wins). If the broker cannot be reached, the offsets are kept
+        and retried while idle: nothing else would commit them once the stream stops, and the
+        group's lag would never reach zero. A refusal by the group (``CommitFailedError``:
+        the partitions moved) is final; their next owner replays from the last commit.
+
         ``wait=False`` sends the commit without waiting for the answer (for the rebalance
-        listener, which may not block); its outcome is logged when it comes.
+        listener, which may not block); one attempt, its outcome logged when it comes.
         """
-        if not next_offsets:
+        wanted = {**self._uncommitted, **next_offsets}
+        self._uncommitted = {}
+        if not wanted:
             return  # nothing to commit (e.g. the held batches were dropped at a rebalance)
-        offsets = {tp: OffsetAndMetadata(off, "", -1) for tp, off in next_offsets.items()}
+        offsets = {tp: OffsetAndMetadata(off, "", -1) for tp, off in wanted.items()}
         if not wait:
             self._consumer.commit_async(
-                offsets, callback=lambda _offsets, result: self._committed(next_offsets, result, lag=False)
+                offsets, callback=lambda _offsets, result: self._committed(wanted, result, lag=False)
             )
             return
         try:
             self._consumer.commit(offsets, timeout_ms=10_000)
-        except (CommitFailedError, KafkaError) as exc:
-            self._committed(next_offsets, exc)
+        except CommitFailedError as exc:
+            self._committed(wanted, exc)
             return
-        self._committed(next_offsets, None)
+        except KafkaError as exc:
+            self._uncommitted = wanted
+            metrics.COMMIT_FAILURES.inc()
+            log.warning("offset commit failed; retrying while idle", extra={"error": repr(exc)})
+            return
+        self._committed(wanted, None)
 
     def _committed(self, next_offsets: dict[TopicPartition, int], result: Any, *, lag: bool = True) -> None:
         """Log and count a commit's outcome: ``result`` is the broker's answer or the exception.

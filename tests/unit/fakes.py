@@ -70,6 +70,8 @@ class FakeConsumer:
         self.in_listener = False  # set by a test that plays kafka-python's IO thread
         self.async_commits: list[dict[TopicPartition, int]] = []
         self.refuse_async: BaseException | None = None
+        self.refuse_commits: list[BaseException] = []  # raised by the next blocking commits, in order
+        self.on_commit: Any = None  # called after each commit the fake took
 
     def poll(
         self, timeout_ms: int = 0, max_records: int | None = None
@@ -87,7 +89,11 @@ class FakeConsumer:
         if self.in_listener:
             # kafka-python 3 refuses a blocking call on its IO thread, where listeners run
             raise RuntimeError("Cannot block on net.run() from the IO thread itself.")
+        if self.refuse_commits:
+            raise self.refuse_commits.pop(0)
         self.commits.append({tp: meta.offset for tp, meta in offsets.items()})
+        if self.on_commit is not None:
+            self.on_commit()
 
     def commit_async(self, offsets: dict[TopicPartition, Any], callback: Any = None) -> None:
         """Answered at once: refused when ``refuse_async`` holds an exception."""

@@ -13,7 +13,7 @@ from typing import Any
 import mongomock
 import pytest
 from kafka import TopicPartition
-from kafka.errors import CommitFailedError
+from kafka.errors import CommitFailedError, KafkaTimeoutError
 
 from ca4_events.schema import GpuMetadataEvent
 from metadata_worker.backoff import Backoff
@@ -217,6 +217,70 @@ def test_nothing_is_committed_while_the_database_is_down(rig: Rig, load_event: G
     assert consumer.commits == [{TopicPartition("gpu-metadata", 0): 1}]
     assert consumer.paused_parts == set(), "partitions resume once the batch is durable"
     assert worker.health.ready
+
+
+def test_a_commit_the_broker_missed_is_retried_once_idle(rig: Rig, load_event: GpuMetadataEvent) -> None:
+    """Kafka down at commit time, then back with nothing new to consume: the stored offsets
+    must still be committed, or the group's lag never reaches zero (a fresh CI run saw it)."""
+    tp = TopicPartition("gpu-metadata", 0)
+    consumer = FakeConsumer([[record(0, event_bytes(load_event))]])
+    consumer.refuse_commits = [KafkaTimeoutError("broker unreachable"), KafkaTimeoutError("still")]
+    stop = threading.Event()
+    consumer.on_commit = stop.set
+    worker = _worker(rig, consumer)
+    worker.IDLE_PING_S = 0.0
+    worker.run(stop)
+    assert consumer.refuse_commits == [], "both refusals were met: the commit was retried"
+    assert consumer.commits == [{tp: 1}], f"expected the missed commit retried (offset 1): {consumer.commits}"
+
+
+def test_a_missed_commit_goes_with_the_next_batch(rig: Rig, h200_events: list[GpuMetadataEvent]) -> None:
+    p0, p1 = TopicPartition("gpu-metadata", 0), TopicPartition("gpu-metadata", 1)
+    first = [record(0, event_bytes(h200_events[0]), partition=0)]
+    second = [record(0, event_bytes(h200_events[1]), partition=1)]
+    consumer = FakeConsumer([first, second])
+    consumer.refuse_commits = [KafkaTimeoutError("broker unreachable")]
+    stop = threading.Event()
+    consumer.on_commit = stop.set
+    _worker(rig, consumer).run(stop)
+    assert consumer.commits == [{p0: 1, p1: 1}], f"expected both partitions in one commit: {consumer.commits}"
+
+
+def test_a_commit_refused_by_the_group_is_not_retried(rig: Rig, load_event: GpuMetadataEvent) -> None:
+    """CommitFailedError: the partitions moved on; their next owner replays, we must not retry."""
+    consumer = FakeConsumer([[record(0, event_bytes(load_event))]])
+    consumer.refuse_commits = [CommitFailedError("generation moved on")]
+    stop = threading.Event()
+    worker = _worker(rig, consumer)
+    worker.IDLE_PING_S = 0.0
+    polls_then_stop = consumer.poll
+
+    def poll(timeout_ms: int = 0, max_records: int | None = None) -> Any:
+        if consumer.polls >= 5:
+            stop.set()
+        return polls_then_stop(timeout_ms, max_records)
+
+    consumer.poll = poll  # type: ignore[method-assign]
+    worker.run(stop)
+    assert consumer.commits == [], f"a refused commit was sent again: {consumer.commits}"
+
+
+def test_lost_partitions_drop_a_missed_commit(rig: Rig, load_event: GpuMetadataEvent) -> None:
+    consumer = FakeConsumer([[record(0, event_bytes(load_event))]])
+    consumer.refuse_commits = [KafkaTimeoutError("broker unreachable")]
+    stop = threading.Event()
+    worker = _worker(rig, consumer)
+    real_poll = consumer.poll
+
+    def poll(timeout_ms: int = 0, max_records: int | None = None) -> Any:
+        if consumer.polls == 1:  # after the batch and its failed commit: evicted, then stopped
+            worker.on_partitions_lost()
+            stop.set()
+        return real_poll(timeout_ms, max_records)
+
+    consumer.poll = poll  # type: ignore[method-assign]
+    worker.run(stop)
+    assert consumer.commits == [], f"partitions no longer ours were committed: {consumer.commits}"
 
 
 def test_stop_during_retries_exits_without_committing(rig: Rig, load_event: GpuMetadataEvent) -> None:
