@@ -237,35 +237,23 @@ class Ca4Client:
                 raise Ca4ClientError(_explain(status, payload), status, payload)
             if attempt == self._max_attempts:
                 break
-            # full jitter keeps a fleet of producers from retrying in lock-step
-            pause = wait if wait is not None else random.uniform(0, delay)  # noqa: S311
-            log.warning(
-                "delivery attempt failed, retrying",
-                extra={
-                    "attempt": attempt,
-                    "problem": problem,
-                    "pending": len(pending),
-                    "retry_in_s": round(pause, 3),
-                },
-            )
-            self._sleep(pause)
+            self._wait_to_retry(attempt, delay, wait, problem, len(pending))
             delay = min(delay * 2, self._backoff_max)
         if pending and answered is None:
             raise Ca4Unavailable(f"gave up after {attempt} attempts; last problem: {problem}")
-        for pos in pending:
-            refused[pos] = {
-                "index": pos,
-                "event_id": ids[pos],
-                "status": 503,
-                "detail": f"not acknowledged by Kafka after {attempt} attempts; send it again later",
-            }
-        return Delivery(
-            status=207 if refused else 202,
-            event_ids=ids,
-            attempts=attempt,
-            body=answered or {},
-            refused=[refused[pos] for pos in sorted(refused)],
+        return _delivery(ids, pending, refused, answered, attempt)
+
+    def _wait_to_retry(
+        self, attempt: int, delay: float, wait: float | None, problem: str, pending: int
+    ) -> None:
+        """Sleep ``Retry-After`` when the server said, else a full-jitter pause up to ``delay``."""
+        # full jitter keeps a fleet of producers from retrying in lock-step
+        pause = wait if wait is not None else random.uniform(0, delay)  # noqa: S311
+        log.warning(
+            "delivery attempt failed, retrying",
+            extra={"attempt": attempt, "problem": problem, "pending": pending, "retry_in_s": round(pause, 3)},
         )
+        self._sleep(pause)
 
     def _post_once(self, body: bytes) -> tuple[int | None, dict[str, Any], float | None, str]:
         """One POST: (status or None on a transport error, body, Retry-After, the problem in words)."""
@@ -355,3 +343,27 @@ def _retry_after(resp: httpx.Response, cap_s: float = 60.0) -> float | None:
         return min(max(float(raw), 0.0), cap_s)
     except ValueError:
         return None
+
+
+def _delivery(
+    ids: list[str],
+    pending: list[int],
+    refused: dict[int, dict[str, Any]],
+    answered: dict[str, Any] | None,
+    attempts: int,
+) -> Delivery:
+    """The outcome of ``send``: what is still pending after the last attempt is refused with 503."""
+    for pos in pending:
+        refused[pos] = {
+            "index": pos,
+            "event_id": ids[pos],
+            "status": 503,
+            "detail": f"not acknowledged by Kafka after {attempts} attempts; send it again later",
+        }
+    return Delivery(
+        status=207 if refused else 202,
+        event_ids=ids,
+        attempts=attempts,
+        body=answered or {},
+        refused=[refused[pos] for pos in sorted(refused)],
+    )

@@ -16,6 +16,7 @@ import functools
 import importlib
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ca4_events.schema import Accelerator, Process
@@ -66,6 +67,158 @@ class _Device:
         self.identity: dict[str, Any] = {}
         self.static: FieldReader | None = None
         self.never_ask: dict[str, tuple[str, ...]] = {}
+
+
+def _memory_temp(n: Any, h: Any) -> Any:
+    # NVML has no direct call for HBM temperature; the field-value API carries it
+    (value,) = n.nvmlDeviceGetFieldValues(h, [_FIELD_MEMORY_TEMP])
+    if value.nvmlReturn != 0:
+        raise n.NVMLError(value.nvmlReturn)
+    return getattr(value.value, _VALUE_MEMBERS.get(int(value.valueType), "uiVal"))
+
+
+def _event_reasons(n: Any, h: Any) -> Any:
+    # renamed in driver 535 ("throttle" -> "clocks event"); older nvidia-ml-py has only the old name
+    call = (
+        getattr(n, "nvmlDeviceGetCurrentClocksEventReasons", None)
+        or n.nvmlDeviceGetCurrentClocksThrottleReasons
+    )
+    return call(h)
+
+
+def _one(answer: Any) -> tuple[Any]:
+    return (answer,)
+
+
+@dataclass(frozen=True)
+class _Query:
+    """One NVML query: the fields it feeds, the call (given pynvml and the device handle), and
+    how its answer becomes one value per field. ``name`` is what ``never_ask`` remembers."""
+
+    name: str
+    fields: tuple[str, ...]
+    call: Callable[[Any, Any], Any]
+    values: Callable[[Any], Sequence[Any]] = _one
+
+
+def _ecc(name: str, error_type: int, counter: int) -> _Query:
+    # error_type 0/1: corrected/uncorrected; counter 0/1: volatile (since boot)/aggregate (lifetime)
+    kind = ("corrected", "uncorrected")[error_type]
+    scope = ("volatile", "aggregate")[counter]
+    return _Query(
+        name,
+        (f"ecc_errors_{kind}_{scope}",),
+        lambda n, h: n.nvmlDeviceGetTotalEccErrors(h, error_type, counter),
+    )
+
+
+# identity and capabilities: asked once per device (name and uuid are read first, apart)
+_STATIC: tuple[_Query, ...] = (
+    _Query("serial", ("serial",), lambda n, h: n.nvmlDeviceGetSerial(h), lambda v: (_text(v),)),
+    _Query("pci_info", ("pci_bus_id",), lambda n, h: n.nvmlDeviceGetPciInfo(h), lambda v: (_text(v.busId),)),
+    _Query(
+        "compute_capability",
+        ("compute_capability",),
+        lambda n, h: n.nvmlDeviceGetCudaComputeCapability(h),
+        lambda v: (nvml_compute_capability(v),),
+    ),
+    _Query(
+        "architecture",
+        ("architecture",),
+        lambda n, h: n.nvmlDeviceGetArchitecture(h),
+        lambda v: (NVML_ARCHITECTURES.get(int(v)),),
+    ),
+    _Query(
+        "max_clock_sm", ("clock_sm_max_mhz",), lambda n, h: n.nvmlDeviceGetMaxClockInfo(h, n.NVML_CLOCK_SM)
+    ),
+    _Query(
+        "max_clock_mem",
+        ("clock_memory_max_mhz",),
+        lambda n, h: n.nvmlDeviceGetMaxClockInfo(h, n.NVML_CLOCK_MEM),
+    ),
+)
+
+# everything else: asked at every snapshot
+_DYNAMIC: tuple[_Query, ...] = (
+    _Query(
+        "pstate", ("pstate",), lambda n, h: n.nvmlDeviceGetPerformanceState(h), lambda v: (nvml_pstate(v),)
+    ),
+    _Query(
+        "persistence_mode",
+        ("persistence_mode",),
+        lambda n, h: n.nvmlDeviceGetPersistenceMode(h),
+        lambda v: (bool(v),),
+    ),
+    _Query(
+        "compute_mode",
+        ("compute_mode",),
+        lambda n, h: n.nvmlDeviceGetComputeMode(h),
+        lambda v: (nvml_compute_mode(v),),
+    ),
+    _Query(
+        "mig_mode", ("mig_mode",), lambda n, h: n.nvmlDeviceGetMigMode(h), lambda v: (nvml_current_mode(v),)
+    ),
+    _Query(
+        "ecc_mode", ("ecc_mode",), lambda n, h: n.nvmlDeviceGetEccMode(h), lambda v: (nvml_current_mode(v),)
+    ),
+    _Query(
+        "memory_info",
+        ("memory_total_bytes", "memory_used_bytes", "memory_free_bytes"),
+        lambda n, h: n.nvmlDeviceGetMemoryInfo(h),
+        lambda v: (int(v.total), int(v.used), int(v.free)),
+    ),
+    _Query(
+        "utilization",
+        ("utilization_gpu_pct", "utilization_memory_pct"),
+        lambda n, h: n.nvmlDeviceGetUtilizationRates(h),
+        lambda v: (float(v.gpu), float(v.memory)),
+    ),
+    _Query(
+        "temperature_gpu",
+        ("temperature_gpu_c",),
+        lambda n, h: n.nvmlDeviceGetTemperature(h, n.NVML_TEMPERATURE_GPU),
+    ),
+    _Query("memory_temperature", ("temperature_memory_c",), _memory_temp),
+    _Query(
+        "power_usage",
+        ("power_draw_w",),
+        lambda n, h: n.nvmlDeviceGetPowerUsage(h),
+        lambda v: (milli_to_unit(v),),
+    ),
+    _Query(
+        "power_limit",
+        ("power_limit_w",),
+        lambda n, h: n.nvmlDeviceGetPowerManagementLimit(h),
+        lambda v: (milli_to_unit(v),),
+    ),
+    _Query("energy", ("energy_total_mj",), lambda n, h: n.nvmlDeviceGetTotalEnergyConsumption(h)),
+    _Query("fan_speed", ("fan_speed_pct",), lambda n, h: n.nvmlDeviceGetFanSpeed(h)),
+    _Query("clock_sm", ("clock_sm_mhz",), lambda n, h: n.nvmlDeviceGetClockInfo(h, n.NVML_CLOCK_SM)),
+    _Query("clock_mem", ("clock_memory_mhz",), lambda n, h: n.nvmlDeviceGetClockInfo(h, n.NVML_CLOCK_MEM)),
+    _Query(
+        "clock_graphics",
+        ("clock_graphics_mhz",),
+        lambda n, h: n.nvmlDeviceGetClockInfo(h, n.NVML_CLOCK_GRAPHICS),
+    ),
+    _Query("clock_event_reasons", ("clock_event_reasons_mask",), _event_reasons),
+    _ecc("ecc_corrected_volatile", 0, 0),
+    _ecc("ecc_uncorrected_volatile", 1, 0),
+    _ecc("ecc_corrected_aggregate", 0, 1),
+    _ecc("ecc_uncorrected_aggregate", 1, 1),
+    _Query(
+        "remapped_rows",
+        (
+            "remapped_rows_correctable",
+            "remapped_rows_uncorrectable",
+            "remapped_rows_pending",
+            "remapped_rows_failure",
+        ),
+        lambda n, h: n.nvmlDeviceGetRemappedRows(h),
+        lambda v: (int(v[0]), int(v[1]), bool(v[2]), bool(v[3])),
+    ),
+    _Query("pcie_link_gen", ("pcie_link_gen",), lambda n, h: n.nvmlDeviceGetCurrPcieLinkGeneration(h)),
+    _Query("pcie_link_width", ("pcie_link_width",), lambda n, h: n.nvmlDeviceGetCurrPcieLinkWidth(h)),
+)
 
 
 class NvmlSource:
@@ -168,173 +321,28 @@ class NvmlSource:
             "uuid": _text(uuid) if uuid else f"GPU-index-{dev.index}",
             "name": _text(name) if name else "NVIDIA GPU",
         }
-        serial = self._ask(dev, r, "serial", ("serial",), lambda: n.nvmlDeviceGetSerial(h))
-        if serial is not None:
-            r.put("serial", _text(serial))
-        pci = self._ask(dev, r, "pci_info", ("pci_bus_id",), lambda: n.nvmlDeviceGetPciInfo(h))
-        if pci is not None:
-            r.put("pci_bus_id", _text(pci.busId))
-        cc = self._ask(
-            dev,
-            r,
-            "compute_capability",
-            ("compute_capability",),
-            lambda: n.nvmlDeviceGetCudaComputeCapability(h),
-        )
-        if cc is not None:
-            r.put("compute_capability", nvml_compute_capability(cc))
-        arch = self._ask(dev, r, "architecture", ("architecture",), lambda: n.nvmlDeviceGetArchitecture(h))
-        if arch is not None:
-            r.put("architecture", NVML_ARCHITECTURES.get(int(arch)))
-        max_sm = self._ask(
-            dev,
-            r,
-            "max_clock_sm",
-            ("clock_sm_max_mhz",),
-            lambda: n.nvmlDeviceGetMaxClockInfo(h, n.NVML_CLOCK_SM),
-        )
-        r.put("clock_sm_max_mhz", max_sm)
-        max_mem = self._ask(
-            dev,
-            r,
-            "max_clock_mem",
-            ("clock_memory_max_mhz",),
-            lambda: n.nvmlDeviceGetMaxClockInfo(h, n.NVML_CLOCK_MEM),
-        )
-        r.put("clock_memory_max_mhz", max_mem)
+        self._run_queries(dev, r, _STATIC)
         return r
 
-    def _read_device(self, dev: _Device) -> Accelerator:  # noqa: PLR0915 - one block per NVML query
-        n, h = self._nvml, dev.handle
+    def _read_device(self, dev: _Device) -> Accelerator:
         static = dev.static or self._read_static(dev)
         # identity is cached only once it was read completely; a passing failure is retried
         dev.static = None if static.failed else static
         r = FieldReader()
         r.values.update(static.values)
         r.unsupported.update(static.unsupported)
-
-        def ask(query: str, fields: Sequence[str], call: Callable[[], Any]) -> Any:
-            return self._ask(dev, r, query, fields, call)
-
-        pstate = ask("pstate", ("pstate",), lambda: n.nvmlDeviceGetPerformanceState(h))
-        if pstate is not None:
-            r.put("pstate", nvml_pstate(pstate))
-        persistence = ask(
-            "persistence_mode", ("persistence_mode",), lambda: n.nvmlDeviceGetPersistenceMode(h)
-        )
-        if persistence is not None:
-            r.put("persistence_mode", bool(persistence))
-        mode = ask("compute_mode", ("compute_mode",), lambda: n.nvmlDeviceGetComputeMode(h))
-        if mode is not None:
-            r.put("compute_mode", nvml_compute_mode(mode))
-        mig = ask("mig_mode", ("mig_mode",), lambda: n.nvmlDeviceGetMigMode(h))
-        if mig is not None:
-            r.put("mig_mode", nvml_current_mode(mig))
-        ecc = ask("ecc_mode", ("ecc_mode",), lambda: n.nvmlDeviceGetEccMode(h))
-        if ecc is not None:
-            r.put("ecc_mode", nvml_current_mode(ecc))
-
-        mem = ask(
-            "memory_info",
-            ("memory_total_bytes", "memory_used_bytes", "memory_free_bytes"),
-            lambda: n.nvmlDeviceGetMemoryInfo(h),
-        )
-        if mem is not None:
-            r.put("memory_total_bytes", int(mem.total))
-            r.put("memory_used_bytes", int(mem.used))
-            r.put("memory_free_bytes", int(mem.free))
-        util = ask(
-            "utilization",
-            ("utilization_gpu_pct", "utilization_memory_pct"),
-            lambda: n.nvmlDeviceGetUtilizationRates(h),
-        )
-        if util is not None:
-            r.put("utilization_gpu_pct", float(util.gpu))
-            r.put("utilization_memory_pct", float(util.memory))
-        temp = ask(
-            "temperature_gpu",
-            ("temperature_gpu_c",),
-            lambda: n.nvmlDeviceGetTemperature(h, n.NVML_TEMPERATURE_GPU),
-        )
-        r.put("temperature_gpu_c", temp)
-        r.put(
-            "temperature_memory_c",
-            ask("memory_temperature", ("temperature_memory_c",), lambda: self._memory_temp(h)),
-        )
-        power = ask("power_usage", ("power_draw_w",), lambda: n.nvmlDeviceGetPowerUsage(h))
-        r.put("power_draw_w", milli_to_unit(power) if power is not None else None)
-        limit = ask("power_limit", ("power_limit_w",), lambda: n.nvmlDeviceGetPowerManagementLimit(h))
-        r.put("power_limit_w", milli_to_unit(limit) if limit is not None else None)
-        r.put(
-            "energy_total_mj",
-            ask("energy", ("energy_total_mj",), lambda: n.nvmlDeviceGetTotalEnergyConsumption(h)),
-        )
-        r.put("fan_speed_pct", ask("fan_speed", ("fan_speed_pct",), lambda: n.nvmlDeviceGetFanSpeed(h)))
-
-        for query, field, clock in (
-            ("clock_sm", "clock_sm_mhz", n.NVML_CLOCK_SM),
-            ("clock_mem", "clock_memory_mhz", n.NVML_CLOCK_MEM),
-            ("clock_graphics", "clock_graphics_mhz", n.NVML_CLOCK_GRAPHICS),
-        ):
-            r.put(field, ask(query, (field,), functools.partial(n.nvmlDeviceGetClockInfo, h, clock)))
-        r.put(
-            "clock_event_reasons_mask",
-            ask("clock_event_reasons", ("clock_event_reasons_mask",), lambda: self._event_reasons(h)),
-        )
-
-        for query, field, error_type, counter in (
-            ("ecc_corrected_volatile", "ecc_errors_corrected_volatile", 0, 0),
-            ("ecc_uncorrected_volatile", "ecc_errors_uncorrected_volatile", 1, 0),
-            ("ecc_corrected_aggregate", "ecc_errors_corrected_aggregate", 0, 1),
-            ("ecc_uncorrected_aggregate", "ecc_errors_uncorrected_aggregate", 1, 1),
-        ):
-            r.put(
-                field,
-                ask(
-                    query, (field,), functools.partial(n.nvmlDeviceGetTotalEccErrors, h, error_type, counter)
-                ),
-            )
-        rows = ask(
-            "remapped_rows",
-            (
-                "remapped_rows_correctable",
-                "remapped_rows_uncorrectable",
-                "remapped_rows_pending",
-                "remapped_rows_failure",
-            ),
-            lambda: n.nvmlDeviceGetRemappedRows(h),
-        )
-        if rows is not None:
-            r.put("remapped_rows_correctable", int(rows[0]))
-            r.put("remapped_rows_uncorrectable", int(rows[1]))
-            r.put("remapped_rows_pending", bool(rows[2]))
-            r.put("remapped_rows_failure", bool(rows[3]))
-        r.put(
-            "pcie_link_gen",
-            ask("pcie_link_gen", ("pcie_link_gen",), lambda: n.nvmlDeviceGetCurrPcieLinkGeneration(h)),
-        )
-        r.put(
-            "pcie_link_width",
-            ask("pcie_link_width", ("pcie_link_width",), lambda: n.nvmlDeviceGetCurrPcieLinkWidth(h)),
-        )
-        procs = ask("processes", (), lambda: n.nvmlDeviceGetComputeRunningProcesses(h))
+        self._run_queries(dev, r, _DYNAMIC)
+        n, h = self._nvml, dev.handle
+        procs = self._ask(dev, r, "processes", (), lambda: n.nvmlDeviceGetComputeRunningProcesses(h))
         return r.accelerator(processes=self._processes(procs or []), **dev.identity)
 
-    def _memory_temp(self, handle: Any) -> Any:
-        # NVML has no direct call for HBM temperature; the field-value API carries it
-        (value,) = self._nvml.nvmlDeviceGetFieldValues(handle, [_FIELD_MEMORY_TEMP])
-        if value.nvmlReturn != 0:
-            raise self._nvml.NVMLError(value.nvmlReturn)
-        return getattr(value.value, _VALUE_MEMBERS.get(int(value.valueType), "uiVal"))
-
-    def _event_reasons(self, handle: Any) -> Any:
-        n = self._nvml
-        # renamed in driver 535 ("throttle" -> "clocks event"); older nvidia-ml-py has only the old name
-        call = (
-            getattr(n, "nvmlDeviceGetCurrentClocksEventReasons", None)
-            or n.nvmlDeviceGetCurrentClocksThrottleReasons
-        )
-        return call(handle)
+    def _run_queries(self, dev: _Device, r: FieldReader, queries: Sequence[_Query]) -> None:
+        n, h = self._nvml, dev.handle
+        for query in queries:
+            answer = self._ask(dev, r, query.name, query.fields, functools.partial(query.call, n, h))
+            if answer is not None:
+                for field, value in zip(query.fields, query.values(answer), strict=True):
+                    r.put(field, value)
 
     def _processes(self, procs: Sequence[Any]) -> list[Process]:
         out: list[Process] = []
