@@ -101,106 +101,88 @@ class _Query:
     values: Callable[[Any], Sequence[Any]] = _one
 
 
+def _field(
+    name: str, field: str, call: str | Callable[[Any, Any], Any], convert: Callable[[Any], Any] | None = None
+) -> _Query:
+    """A query feeding one field: ``call`` names a pynvml function of the handle alone, or is
+    ``(pynvml, handle) -> answer``; ``convert`` turns the answer into the field's value."""
+    ask: Callable[[Any, Any], Any]
+    if isinstance(call, str):
+        function = call
+        ask = lambda n, h: getattr(n, function)(h)  # noqa: E731 - one of the two forms of call
+    else:
+        ask = call
+    if convert is None:
+        return _Query(name, (field,), ask)
+    to_value = convert
+    return _Query(name, (field,), ask, lambda answer: (to_value(answer),))
+
+
 def _ecc(name: str, error_type: int, counter: int) -> _Query:
     # error_type 0/1: corrected/uncorrected; counter 0/1: volatile (since boot)/aggregate (lifetime)
     kind = ("corrected", "uncorrected")[error_type]
     scope = ("volatile", "aggregate")[counter]
-    return _Query(
-        name,
-        (f"ecc_errors_{kind}_{scope}",),
-        lambda n, h: n.nvmlDeviceGetTotalEccErrors(h, error_type, counter),
+    return _field(
+        name, f"ecc_errors_{kind}_{scope}", lambda n, h: n.nvmlDeviceGetTotalEccErrors(h, error_type, counter)
     )
 
 
 # identity and capabilities: asked once per device (name and uuid are read first, apart)
 _STATIC: tuple[_Query, ...] = (
-    _Query("serial", ("serial",), lambda n, h: n.nvmlDeviceGetSerial(h), lambda v: (_text(v),)),
-    _Query("pci_info", ("pci_bus_id",), lambda n, h: n.nvmlDeviceGetPciInfo(h), lambda v: (_text(v.busId),)),
-    _Query(
+    _field("serial", "serial", "nvmlDeviceGetSerial", _text),
+    _field("pci_info", "pci_bus_id", "nvmlDeviceGetPciInfo", lambda pci: _text(pci.busId)),
+    _field(
         "compute_capability",
-        ("compute_capability",),
-        lambda n, h: n.nvmlDeviceGetCudaComputeCapability(h),
-        lambda v: (nvml_compute_capability(v),),
+        "compute_capability",
+        "nvmlDeviceGetCudaComputeCapability",
+        nvml_compute_capability,
     ),
-    _Query(
-        "architecture",
-        ("architecture",),
-        lambda n, h: n.nvmlDeviceGetArchitecture(h),
-        lambda v: (NVML_ARCHITECTURES.get(int(v)),),
+    _field(
+        "architecture", "architecture", "nvmlDeviceGetArchitecture", lambda a: NVML_ARCHITECTURES.get(int(a))
     ),
-    _Query(
-        "max_clock_sm", ("clock_sm_max_mhz",), lambda n, h: n.nvmlDeviceGetMaxClockInfo(h, n.NVML_CLOCK_SM)
-    ),
-    _Query(
-        "max_clock_mem",
-        ("clock_memory_max_mhz",),
-        lambda n, h: n.nvmlDeviceGetMaxClockInfo(h, n.NVML_CLOCK_MEM),
+    _field("max_clock_sm", "clock_sm_max_mhz", lambda n, h: n.nvmlDeviceGetMaxClockInfo(h, n.NVML_CLOCK_SM)),
+    _field(
+        "max_clock_mem", "clock_memory_max_mhz", lambda n, h: n.nvmlDeviceGetMaxClockInfo(h, n.NVML_CLOCK_MEM)
     ),
 )
 
 # everything else: asked at every snapshot
 _DYNAMIC: tuple[_Query, ...] = (
-    _Query(
-        "pstate", ("pstate",), lambda n, h: n.nvmlDeviceGetPerformanceState(h), lambda v: (nvml_pstate(v),)
-    ),
-    _Query(
-        "persistence_mode",
-        ("persistence_mode",),
-        lambda n, h: n.nvmlDeviceGetPersistenceMode(h),
-        lambda v: (bool(v),),
-    ),
-    _Query(
-        "compute_mode",
-        ("compute_mode",),
-        lambda n, h: n.nvmlDeviceGetComputeMode(h),
-        lambda v: (nvml_compute_mode(v),),
-    ),
-    _Query(
-        "mig_mode", ("mig_mode",), lambda n, h: n.nvmlDeviceGetMigMode(h), lambda v: (nvml_current_mode(v),)
-    ),
-    _Query(
-        "ecc_mode", ("ecc_mode",), lambda n, h: n.nvmlDeviceGetEccMode(h), lambda v: (nvml_current_mode(v),)
-    ),
+    _field("pstate", "pstate", "nvmlDeviceGetPerformanceState", nvml_pstate),
+    _field("persistence_mode", "persistence_mode", "nvmlDeviceGetPersistenceMode", bool),
+    _field("compute_mode", "compute_mode", "nvmlDeviceGetComputeMode", nvml_compute_mode),
+    _field("mig_mode", "mig_mode", "nvmlDeviceGetMigMode", nvml_current_mode),
+    _field("ecc_mode", "ecc_mode", "nvmlDeviceGetEccMode", nvml_current_mode),
     _Query(
         "memory_info",
         ("memory_total_bytes", "memory_used_bytes", "memory_free_bytes"),
         lambda n, h: n.nvmlDeviceGetMemoryInfo(h),
-        lambda v: (int(v.total), int(v.used), int(v.free)),
+        lambda mem: (int(mem.total), int(mem.used), int(mem.free)),
     ),
     _Query(
         "utilization",
         ("utilization_gpu_pct", "utilization_memory_pct"),
         lambda n, h: n.nvmlDeviceGetUtilizationRates(h),
-        lambda v: (float(v.gpu), float(v.memory)),
+        lambda util: (float(util.gpu), float(util.memory)),
     ),
-    _Query(
+    _field(
         "temperature_gpu",
-        ("temperature_gpu_c",),
+        "temperature_gpu_c",
         lambda n, h: n.nvmlDeviceGetTemperature(h, n.NVML_TEMPERATURE_GPU),
     ),
-    _Query("memory_temperature", ("temperature_memory_c",), _memory_temp),
-    _Query(
-        "power_usage",
-        ("power_draw_w",),
-        lambda n, h: n.nvmlDeviceGetPowerUsage(h),
-        lambda v: (milli_to_unit(v),),
-    ),
-    _Query(
-        "power_limit",
-        ("power_limit_w",),
-        lambda n, h: n.nvmlDeviceGetPowerManagementLimit(h),
-        lambda v: (milli_to_unit(v),),
-    ),
-    _Query("energy", ("energy_total_mj",), lambda n, h: n.nvmlDeviceGetTotalEnergyConsumption(h)),
-    _Query("fan_speed", ("fan_speed_pct",), lambda n, h: n.nvmlDeviceGetFanSpeed(h)),
-    _Query("clock_sm", ("clock_sm_mhz",), lambda n, h: n.nvmlDeviceGetClockInfo(h, n.NVML_CLOCK_SM)),
-    _Query("clock_mem", ("clock_memory_mhz",), lambda n, h: n.nvmlDeviceGetClockInfo(h, n.NVML_CLOCK_MEM)),
-    _Query(
+    _field("memory_temperature", "temperature_memory_c", _memory_temp),
+    _field("power_usage", "power_draw_w", "nvmlDeviceGetPowerUsage", milli_to_unit),
+    _field("power_limit", "power_limit_w", "nvmlDeviceGetPowerManagementLimit", milli_to_unit),
+    _field("energy", "energy_total_mj", "nvmlDeviceGetTotalEnergyConsumption"),
+    _field("fan_speed", "fan_speed_pct", "nvmlDeviceGetFanSpeed"),
+    _field("clock_sm", "clock_sm_mhz", lambda n, h: n.nvmlDeviceGetClockInfo(h, n.NVML_CLOCK_SM)),
+    _field("clock_mem", "clock_memory_mhz", lambda n, h: n.nvmlDeviceGetClockInfo(h, n.NVML_CLOCK_MEM)),
+    _field(
         "clock_graphics",
-        ("clock_graphics_mhz",),
+        "clock_graphics_mhz",
         lambda n, h: n.nvmlDeviceGetClockInfo(h, n.NVML_CLOCK_GRAPHICS),
     ),
-    _Query("clock_event_reasons", ("clock_event_reasons_mask",), _event_reasons),
+    _field("clock_event_reasons", "clock_event_reasons_mask", _event_reasons),
     _ecc("ecc_corrected_volatile", 0, 0),
     _ecc("ecc_uncorrected_volatile", 1, 0),
     _ecc("ecc_corrected_aggregate", 0, 1),
@@ -214,10 +196,10 @@ _DYNAMIC: tuple[_Query, ...] = (
             "remapped_rows_failure",
         ),
         lambda n, h: n.nvmlDeviceGetRemappedRows(h),
-        lambda v: (int(v[0]), int(v[1]), bool(v[2]), bool(v[3])),
+        lambda rows: (int(rows[0]), int(rows[1]), bool(rows[2]), bool(rows[3])),
     ),
-    _Query("pcie_link_gen", ("pcie_link_gen",), lambda n, h: n.nvmlDeviceGetCurrPcieLinkGeneration(h)),
-    _Query("pcie_link_width", ("pcie_link_width",), lambda n, h: n.nvmlDeviceGetCurrPcieLinkWidth(h)),
+    _field("pcie_link_gen", "pcie_link_gen", "nvmlDeviceGetCurrPcieLinkGeneration"),
+    _field("pcie_link_width", "pcie_link_width", "nvmlDeviceGetCurrPcieLinkWidth"),
 )
 
 

@@ -22,18 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from ca4_events.schema import Accelerator, GpuMetadataEvent, Process, Source
-from ca4_producer import nvidia_smi
-from ca4_producer.readings import (
-    FieldReader,
-    Reading,
-    build_event,
-    cuda_version_from_int,
-    milli_to_unit,
-    nvml_compute_capability,
-    nvml_compute_mode,
-    nvml_current_mode,
-    nvml_pstate,
-)
+from ca4_producer import nvidia_smi, readings
+from ca4_producer.readings import FieldReader, Reading, build_event, cuda_version_from_int
 
 NVML_SERIES = "nvml-series.json"
 
@@ -51,6 +41,44 @@ def _take(r: FieldReader, field: str, value: Any, convert: Callable[[Any], Any] 
     r.put(field, convert(value) if convert else value)
 
 
+def _compute_capability(value: Any) -> str:
+    return readings.nvml_compute_capability(value) if isinstance(value, list) else str(value)
+
+
+# event field <- where an NVML capture holds it ("key" of the device, or "section/key"), converted
+_CAPTURED: tuple[tuple[str, str, Callable[[Any], Any] | None], ...] = (
+    ("serial", "serial", None),
+    ("pci_bus_id", "pci_bus_id", None),
+    ("compute_capability", "compute_capability", _compute_capability),
+    ("pstate", "pstate", readings.nvml_pstate),
+    ("persistence_mode", "persistence_mode", bool),
+    ("compute_mode", "compute_mode", readings.nvml_compute_mode),
+    ("mig_mode", "mig_mode", readings.nvml_current_mode),
+    ("ecc_mode", "ecc_mode", readings.nvml_current_mode),
+    ("memory_total_bytes", "memory/total", None),
+    ("memory_used_bytes", "memory/used", None),
+    ("memory_free_bytes", "memory/free", None),
+    ("utilization_gpu_pct", "utilization/gpu", None),
+    ("utilization_memory_pct", "utilization/memory", None),
+    ("temperature_gpu_c", "temperature_gpu_c", None),
+    ("temperature_memory_c", "temperature_memory_c", None),
+    ("power_draw_w", "power_usage_mw", readings.milli_to_unit),
+    ("power_limit_w", "power_limit_mw", readings.milli_to_unit),
+    ("energy_total_mj", "energy_mj", None),
+    ("clock_sm_mhz", "clocks_mhz/sm", None),
+    ("clock_memory_mhz", "clocks_mhz/mem", None),
+    ("clock_graphics_mhz", "clocks_mhz/graphics", None),
+    ("clock_sm_max_mhz", "clocks_mhz/max_sm", None),
+    ("clock_memory_max_mhz", "clocks_mhz/max_mem", None),
+    ("clock_event_reasons_mask", "throttle_reasons", None),
+    ("ecc_errors_corrected_volatile", "ecc_errors_corrected_volatile", None),
+    ("ecc_errors_uncorrected_volatile", "ecc_errors_uncorrected_volatile", None),
+    ("pcie_link_gen", "pcie_link_gen", None),
+    ("pcie_link_width", "pcie_link_width", None),
+    ("fan_speed_pct", "fan_speed_pct", None),
+)
+
+
 def accelerator_from_nvml(dev: Mapping[str, Any]) -> Accelerator:
     """One NVML device reading -> an ``Accelerator``."""
     r = FieldReader()
@@ -63,40 +91,10 @@ def accelerator_from_nvml(dev: Mapping[str, Any]) -> Accelerator:
     if _unsupported(util):
         r.mark_unsupported("utilization_gpu_pct", "utilization_memory_pct")
         util = {}
-    _take(r, "serial", dev.get("serial"))
-    _take(r, "pci_bus_id", dev.get("pci_bus_id"))
-    _take(
-        r,
-        "compute_capability",
-        dev.get("compute_capability"),
-        lambda v: nvml_compute_capability(v) if isinstance(v, list) else str(v),
-    )
-    _take(r, "pstate", dev.get("pstate"), nvml_pstate)
-    _take(r, "persistence_mode", dev.get("persistence_mode"), bool)
-    _take(r, "compute_mode", dev.get("compute_mode"), nvml_compute_mode)
-    _take(r, "mig_mode", dev.get("mig_mode"), nvml_current_mode)
-    _take(r, "ecc_mode", dev.get("ecc_mode"), nvml_current_mode)
-    _take(r, "memory_total_bytes", mem.get("total"))
-    _take(r, "memory_used_bytes", mem.get("used"))
-    _take(r, "memory_free_bytes", mem.get("free"))
-    _take(r, "utilization_gpu_pct", util.get("gpu"))
-    _take(r, "utilization_memory_pct", util.get("memory"))
-    _take(r, "temperature_gpu_c", dev.get("temperature_gpu_c"))
-    _take(r, "temperature_memory_c", dev.get("temperature_memory_c"))
-    _take(r, "power_draw_w", dev.get("power_usage_mw"), milli_to_unit)
-    _take(r, "power_limit_w", dev.get("power_limit_mw"), milli_to_unit)
-    _take(r, "energy_total_mj", dev.get("energy_mj"))
-    _take(r, "clock_sm_mhz", clocks.get("sm"))
-    _take(r, "clock_memory_mhz", clocks.get("mem"))
-    _take(r, "clock_graphics_mhz", clocks.get("graphics"))
-    _take(r, "clock_sm_max_mhz", clocks.get("max_sm"))
-    _take(r, "clock_memory_max_mhz", clocks.get("max_mem"))
-    _take(r, "clock_event_reasons_mask", dev.get("throttle_reasons"))
-    _take(r, "ecc_errors_corrected_volatile", dev.get("ecc_errors_corrected_volatile"))
-    _take(r, "ecc_errors_uncorrected_volatile", dev.get("ecc_errors_uncorrected_volatile"))
-    _take(r, "pcie_link_gen", dev.get("pcie_link_gen"))
-    _take(r, "pcie_link_width", dev.get("pcie_link_width"))
-    _take(r, "fan_speed_pct", dev.get("fan_speed_pct"))
+    sections = {"memory": mem, "utilization": util, "clocks_mhz": clocks}
+    for field, where, convert in _CAPTURED:
+        section, _, key = where.rpartition("/")
+        _take(r, field, (sections[section] if section else dev).get(key), convert)
     processes = [
         Process(pid=p["pid"], name=p.get("name"), used_memory_bytes=p.get("used_gpu_memory"))
         for p in dev.get("processes") or []

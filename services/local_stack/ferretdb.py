@@ -21,7 +21,7 @@ from pymongo.errors import PyMongoError
 
 from local_stack import prereqs
 from local_stack.config import FERRETDB_MODULE, FERRETDB_VERSION, StackConfig
-from local_stack.procs import Process, StackError, require_free_port, run_checked, step, wait_until
+from local_stack.procs import Process, StackError, base_env, require_free_port, run_checked, step, wait_until
 
 
 def binary_path(cfg: StackConfig) -> Path:
@@ -102,24 +102,19 @@ def start(cfg: StackConfig) -> None:
     state = cfg.data_dir("ferretdb-state")
     data.mkdir(parents=True, exist_ok=True)
     state.mkdir(parents=True, exist_ok=True)
+    argv = [
+        str(binary),
+        "--handler=sqlite",
+        f"--sqlite-url=file:{data}/",
+        f"--listen-addr=127.0.0.1:{cfg.mongo_port}",
+        "--debug-addr=-",
+        f"--state-dir={state}",
+        "--telemetry=disable",
+        "--log-level=warn",
+        "--log-format=json",
+    ]
     with step(f"starting FerretDB {FERRETDB_VERSION} (SQLite) on {cfg.mongo_uri}"):
-        proc.start(
-            [
-                str(binary),
-                "--handler=sqlite",
-                f"--sqlite-url=file:{data}/",
-                f"--listen-addr=127.0.0.1:{cfg.mongo_port}",
-                "--debug-addr=-",
-                f"--state-dir={state}",
-                "--telemetry=disable",
-                "--log-level=warn",
-                "--log-format=json",
-            ],
-            {
-                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-                "HOME": os.environ.get("HOME", str(Path.home())),
-            },
-        )
+        proc.start(argv, base_env())
         wait_until(lambda: ready(cfg), 30, "ferretdb", proc.log_file, proc)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 
 from local_stack.config import StackConfig
 from local_stack.procs import Process, http_ok, python, require_free_port, step, wait_until
@@ -84,3 +85,8 @@ def stop_api(cfg: StackConfig) -> bool:
 def stop_worker(cfg: StackConfig) -> bool:
     """SIGTERM (the worker finishes its batch and commits), SIGKILL after 20 s; True when it was running."""
     return worker_process(cfg).stop(timeout=20)
+
+
+# the API and the worker in the shape of the other servers' modules (process, start, stop, ready)
+API = SimpleNamespace(process=api_process, start=start_api, stop=stop_api, ready=api_ready)
+WORKER = SimpleNamespace(process=worker_process, start=start_worker, stop=stop_worker, ready=worker_ready)

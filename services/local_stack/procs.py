@@ -251,6 +251,14 @@ def run_checked(
         raise StackError(f"{what} failed (exit {result.returncode}){_tail(log_file)}")
 
 
+def base_env() -> dict[str, str]:
+    """The environment a third-party server starts with: PATH and HOME only, nothing of ours."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", str(Path.home())),
+    }
+
+
 def python() -> str:
     """The interpreter the services run with (the one running the stack)."""
     return sys.executable

@@ -9,12 +9,11 @@ names, so dashboard queries proven here are the ones Grafana runs.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 from local_stack.config import StackConfig
-from local_stack.procs import Process, http_ok, note, require_free_port, step, wait_until
+from local_stack.procs import Process, base_env, http_ok, note, require_free_port, step, wait_until
 
 # the job names the cluster's scrape configs give the same targets (manifests/monitoring)
 JOB_API = "processor-api"
@@ -84,21 +83,16 @@ def start(cfg: StackConfig) -> None:
     conf.write_text(config_text(cfg))
     data = cfg.data_dir("prometheus")
     data.mkdir(parents=True, exist_ok=True)
+    argv = [
+        exe,
+        f"--config.file={conf}",
+        f"--storage.tsdb.path={data}",
+        f"--web.listen-address=127.0.0.1:{cfg.prometheus_port}",
+        "--storage.tsdb.retention.time=2d",
+        "--web.enable-lifecycle",
+    ]
     with step(f"starting Prometheus on {cfg.prometheus_url}"):
-        proc.start(
-            [
-                exe,
-                f"--config.file={conf}",
-                f"--storage.tsdb.path={data}",
-                f"--web.listen-address=127.0.0.1:{cfg.prometheus_port}",
-                "--storage.tsdb.retention.time=2d",
-                "--web.enable-lifecycle",
-            ],
-            {
-                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-                "HOME": os.environ.get("HOME", str(Path.home())),
-            },
-        )
+        proc.start(argv, base_env())
         wait_until(lambda: ready(cfg), 30, "prometheus", proc.log_file, proc)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from local_stack import docker_backend, ferretdb, kafka, pipeline, prometheus, s3
 from local_stack.config import BUCKET, StackConfig
@@ -58,54 +59,39 @@ def _container(
     )
 
 
+def _server(
+    name: str,
+    module: Any,
+    endpoint: Callable[[StackConfig], str],
+    installed: Callable[[], bool] = lambda: True,
+) -> Component:
+    """A server whose module has ``process``, ``start``, ``stop`` and ``ready`` (s3.py, kafka.py, ...)."""
+    return _process(
+        name,
+        module.process,
+        start=module.start,
+        stop=module.stop,
+        ready=module.ready,
+        endpoint=endpoint,
+        installed=installed,
+    )
+
+
 # each component's start waits for the same ``ready`` that status reports as healthy
 SERVICES: tuple[Component, ...] = (
-    _process(
-        "metadata-worker",
-        pipeline.worker_process,
-        start=pipeline.start_worker,
-        stop=pipeline.stop_worker,
-        ready=pipeline.worker_ready,
-        endpoint=lambda c: c.worker_url,
-    ),
-    _process(
-        "processor-api",
-        pipeline.api_process,
-        start=pipeline.start_api,
-        stop=pipeline.stop_api,
-        ready=pipeline.api_ready,
-        endpoint=lambda c: c.api_url,
-    ),
-    _process(
+    _server("metadata-worker", pipeline.WORKER, lambda c: c.worker_url),
+    _server("processor-api", pipeline.API, lambda c: c.api_url),
+    _server(
         "prometheus",
-        prometheus.process,
-        start=prometheus.start,
-        stop=prometheus.stop,
-        ready=prometheus.ready,
-        endpoint=lambda c: c.prometheus_url,
+        prometheus,
+        lambda c: c.prometheus_url,
         installed=lambda: prometheus.binary() is not None,
     ),
 )
 NATIVE: tuple[Component, ...] = (
-    _process(
-        "s3", s3.process, start=s3.start, stop=s3.stop, ready=s3.ready, endpoint=lambda c: c.s3_endpoint
-    ),
-    _process(
-        "ferretdb",
-        ferretdb.process,
-        start=ferretdb.start,
-        stop=ferretdb.stop,
-        ready=ferretdb.ready,
-        endpoint=lambda c: c.mongo_uri,
-    ),
-    _process(
-        "kafka",
-        kafka.process,
-        start=kafka.start,
-        stop=kafka.stop,
-        ready=kafka.ready,
-        endpoint=lambda c: c.kafka_bootstrap,
-    ),
+    _server("s3", s3, lambda c: c.s3_endpoint),
+    _server("ferretdb", ferretdb, lambda c: c.mongo_uri),
+    _server("kafka", kafka, lambda c: c.kafka_bootstrap),
 )
 DOCKER: tuple[Component, ...] = (
     _container("s3", "s3", docker_backend.start_s3, lambda c: c.s3_endpoint, s3.ready),

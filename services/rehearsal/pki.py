@@ -25,6 +25,10 @@ class PkiError(RuntimeError):
     """openssl failed; the message has its output."""
 
 
+# a new P-256 key, for the CA and every leaf
+_P256_KEY = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1")
+
+
 def _openssl(*args: str, cwd: Path) -> None:
     done = subprocess.run(
         ["openssl", *args], cwd=cwd, capture_output=True, text=True, timeout=OPENSSL_TIMEOUT_S, check=False
@@ -104,10 +108,7 @@ class Pki:
                 "-x509",
                 "-new",
                 "-nodes",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
+                *_P256_KEY,
                 "-keyout",
                 "ca.key",
                 "-out",
@@ -141,10 +142,7 @@ class Pki:
             "req",
             "-new",
             "-nodes",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
+            *_P256_KEY,
             "-keyout",
             f"{name}.key",
             "-out",

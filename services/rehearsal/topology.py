@@ -56,6 +56,12 @@ S3_HOST_ADDR = "198.18.1.1"
 S3_PREFIX = 24
 
 
+def _veth(ns: str | None, name: str, peer_ns: str, peer: str = "eth0") -> None:
+    """A veth pair: ``name`` in ``ns`` (None: this machine), its ``peer`` end in ``peer_ns``."""
+    where = () if ns is None else ("-n", ns)
+    ip(*where, "link", "add", name, "type", "veth", "peer", "name", peer, "netns", peer_ns)
+
+
 class TopologyError(RuntimeError):
     """A namespace or link could not be made; the message has the command's error."""
 
@@ -200,18 +206,7 @@ class Topology:
                 ip("netns", "add", ns)
             ip("-n", ns, "link", "set", "lo", "up")
         if ip("link", "show", self.host_link, check=False).returncode != 0:
-            ip(
-                "link",
-                "add",
-                self.host_link,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "eth0",
-                "netns",
-                self.bastion_ns,
-            )
+            _veth(None, self.host_link, self.bastion_ns)
             check_free(f"{HOST_ADDR}/{HOST_PREFIX}")
             ip("addr", "add", f"{HOST_ADDR}/{HOST_PREFIX}", "dev", self.host_link)
             ip("link", "set", self.host_link, "up")
@@ -225,20 +220,7 @@ class Topology:
             port = f"n{node.index}"
             if ip("-n", self.bastion_ns, "link", "show", port, check=False).returncode == 0:
                 continue
-            ip(
-                "-n",
-                self.bastion_ns,
-                "link",
-                "add",
-                port,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "eth0",
-                "netns",
-                node.ns,
-            )
+            _veth(self.bastion_ns, port, node.ns)
             ip("-n", self.bastion_ns, "link", "set", port, "master", "lan", "up")
             ip("-n", node.ns, "addr", "add", f"{node.addr}/{LAN_PREFIX}", "dev", "eth0")
             ip("-n", node.ns, "link", "set", "eth0", "up")
@@ -261,27 +243,14 @@ class Topology:
         reached from both sides); the nodes route S3 and IMDS to it, it routes the pods' ranges
         back to their nodes (pod traffic is not masqueraded, as in a VPC)."""
         if ip("-n", self.bastion_ns, "link", "show", "aws", check=False).returncode != 0:
-            ip(
-                "-n",
-                self.bastion_ns,
-                "link",
-                "add",
-                "aws",
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "eth0",
-                "netns",
-                self.aws_ns,
-            )
+            _veth(self.bastion_ns, "aws", self.aws_ns)
             ip("-n", self.bastion_ns, "link", "set", "aws", "master", "lan", "up")
             ip("-n", self.aws_ns, "addr", "add", f"{DOCUMENTDB_ADDR}/{LAN_PREFIX}", "dev", "eth0")
             ip("-n", self.aws_ns, "addr", "add", f"{IMDS_ADDR}/32", "dev", "eth0")
             ip("-n", self.aws_ns, "link", "set", "eth0", "up")
         if ip("link", "show", self.s3_link, check=False).returncode != 0:
             check_free(f"{S3_HOST_ADDR}/{S3_PREFIX}")
-            ip("link", "add", self.s3_link, "type", "veth", "peer", "name", "s3", "netns", self.aws_ns)
+            _veth(None, self.s3_link, self.aws_ns, peer="s3")
             ip("addr", "add", f"{S3_HOST_ADDR}/{S3_PREFIX}", "dev", self.s3_link)
             ip("link", "set", self.s3_link, "up")
             ip("-n", self.aws_ns, "addr", "add", f"{S3_ADDR}/{S3_PREFIX}", "dev", "s3")

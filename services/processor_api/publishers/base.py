@@ -147,6 +147,7 @@ class ProbedPublisher:
         self._topic = settings.kafka_topic
         self._servers = settings.bootstrap_list()
         self._timeout_s = settings.api_publish_timeout_seconds
+        self._max_record_bytes = max_record_bytes(settings)
         self._reachable = False
         self._probe_task: asyncio.Task[None] | None = None
 

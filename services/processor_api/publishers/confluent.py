@@ -18,13 +18,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from processor_api.config import Settings
-from processor_api.publishers.base import (
-    AckTracker,
-    KafkaUnavailable,
-    OutRecord,
-    ProbedPublisher,
-    max_record_bytes,
-)
+from processor_api.publishers.base import AckTracker, KafkaUnavailable, OutRecord, ProbedPublisher
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +44,7 @@ class ConfluentPublisher(ProbedPublisher):
                 "linger.ms": settings.kafka_linger_ms,
                 "delivery.timeout.ms": int(self._timeout_s * 1000),
                 "request.timeout.ms": 5000,
-                "message.max.bytes": max_record_bytes(settings),
+                "message.max.bytes": self._max_record_bytes,
             }
         )
 

@@ -17,13 +17,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from processor_api.config import Settings
-from processor_api.publishers.base import (
-    AckTracker,
-    KafkaUnavailable,
-    OutRecord,
-    ProbedPublisher,
-    max_record_bytes,
-)
+from processor_api.publishers.base import AckTracker, KafkaUnavailable, OutRecord, ProbedPublisher
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +45,7 @@ class KafkaPublisher(ProbedPublisher):
             enable_idempotence=True,
             linger_ms=linger_ms,
             batch_size=256 * 1024,
-            max_request_size=max_record_bytes(self._settings),
+            max_request_size=self._max_record_bytes,
             delivery_timeout_ms=delivery_ms,
             # kafka-python requires delivery >= linger + request timeout
             request_timeout_ms=max(1000, min(5000, delivery_ms - linger_ms - 1)),
