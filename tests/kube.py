@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import socket
-import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import pytest
 import yaml
 
 from local_stack.config import default_cache_dir
+from tests.tools.run import run
 
 REPO = Path(__file__).resolve().parents[1]
 MANIFESTS = REPO / "manifests"
@@ -185,20 +185,15 @@ def kustomize_command() -> tuple[str, ...]:
         go = shutil.which("go")
         if go is None:
             pytest.fail("no kubectl, kustomize or go on PATH: install kubectl (or Go, to build kustomize)")
-        out = subprocess.run(
-            [go, "install", KUSTOMIZE_MODULE],
-            check=False, capture_output=True, text=True, timeout=KUSTOMIZE_BUILD_TIMEOUT_S,
-            env={**os.environ, "GOBIN": str(gobin), "GOWORK": "off"},
-        )  # fmt: skip
+        env = {**os.environ, "GOBIN": str(gobin), "GOWORK": "off"}
+        out = run([go, "install", KUSTOMIZE_MODULE], timeout=KUSTOMIZE_BUILD_TIMEOUT_S, env=env)
         assert out.returncode == 0, f"go install {KUSTOMIZE_MODULE} failed:\n{out.stderr}"
     return (str(built), "build")
 
 
 @functools.cache
 def _build(folder: Path) -> tuple[Obj, ...]:
-    proc = subprocess.run(
-        [*kustomize_command(), str(folder)], capture_output=True, text=True, timeout=120, check=False
-    )
+    proc = run([*kustomize_command(), str(folder)], timeout=120)
     assert proc.returncode == 0, f"kustomize build of {folder} failed: {proc.stderr.strip()[-800:]}"
     return tuple(Obj(folder / "kustomization.yaml", d) for d in yaml.safe_load_all(proc.stdout) if d)
 

@@ -15,7 +15,6 @@ import ipaddress
 import json
 import os
 import ssl
-import subprocess
 import sys
 import threading
 import time
@@ -33,6 +32,7 @@ from cryptography.x509.oid import NameOID
 from ca4_events.schema import GpuMetadataEvent
 from ca4_producer import Ca4Client, Ca4ClientError, tls
 from tests.integration.support import h200_events
+from tests.tools.run import run
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -50,65 +50,71 @@ class Ca:
         return self.cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
+# x509.KeyUsage's flags, every one required; a CA signs certificates and revocation lists
+KEY_USAGE_FLAGS = (
+    "digital_signature",
+    "content_commitment",
+    "key_encipherment",
+    "data_encipherment",
+    "key_agreement",
+    "key_cert_sign",
+    "crl_sign",
+    "encipher_only",
+    "decipher_only",
+)
+CA_KEY_USAGE = {"digital_signature", "key_cert_sign", "crl_sign"}
+
+
 def _name(cn: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _signed(
+    subject: x509.Name,
+    issuer: x509.Name,
+    key: ec.EllipticCurvePrivateKey,
+    signer: ec.EllipticCurvePrivateKey,
+    extensions: list[tuple[x509.ExtensionType, bool]],
+) -> x509.Certificate:
+    """A certificate for ``key``, valid for a day (from five minutes ago), signed by ``signer``;
+    ``extensions`` are (extension, critical)."""
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+    )
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    return builder.sign(signer, hashes.SHA256())
 
 
 def make_ca(cn: str) -> Ca:
     """A self-signed CA valid for a day."""
     key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(_name(cn))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return Ca(key, cert)
+    usage = x509.KeyUsage(**{flag: flag in CA_KEY_USAGE for flag in KEY_USAGE_FLAGS})
+    extensions: list[tuple[x509.ExtensionType, bool]] = [
+        (x509.BasicConstraints(ca=True, path_length=0), True),
+        (usage, True),
+        (x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False),
+    ]
+    return Ca(key, _signed(_name(cn), _name(cn), key, key, extensions))
 
 
 def server_files(ca: Ca, folder: Path) -> tuple[Path, Path]:
     """A certificate for 127.0.0.1 signed by ``ca``: (cert file, key file)."""
     key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("127.0.0.1"))
-        .issuer_name(ca.cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
-        )
-        .sign(ca.key, hashes.SHA256())
-    )
+    extensions: list[tuple[x509.ExtensionType, bool]] = [
+        (x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False),
+        (x509.BasicConstraints(ca=False, path_length=None), True),
+        (x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.SERVER_AUTH]), False),
+        (x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), False),
+    ]
+    cert = _signed(_name("127.0.0.1"), ca.cert.subject, key, ca.key, extensions)
     folder.mkdir(parents=True, exist_ok=True)
     cert_file, key_file = folder / "server.pem", folder / "server.key"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
@@ -243,13 +249,10 @@ def test_the_cli_stops_at_once_with_a_readable_message(https_server: StartServer
     env = {k: v for k, v in os.environ.items() if not k.startswith("CA4_")}
     env.update(EDGE_API_URL=url, CA4_API_TOKEN="token")
     started = time.monotonic()
-    done = subprocess.run(
+    done = run(
         [sys.executable, "-m", "ca4_producer", "snapshot", "--replay", str(h200_dir), "--post"],
-        env=env,
-        capture_output=True,
-        text=True,
         timeout=60,
-        check=False,
+        env=env,
         cwd=REPO,
     )
     took = time.monotonic() - started

@@ -7,7 +7,6 @@ logs); everything it does over plain network connections is proven here, in CI.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from ca4_events import names
 from ca4_events.schema import GpuMetadataEvent
 from tests.bdd.targets.live import LiveTarget
 from tests.integration.support import Stack, to_body
+from tests.tools.run import run
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -104,9 +104,7 @@ def test_a_strict_verify_run_without_a_cluster_fails_fast_naming_each_missing_in
         f"--bdd-report={report}",
     ]
     started = time.monotonic()
-    strict = subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=60, check=False, cwd=REPO
-    )
+    strict = run(command, timeout=60, env=env, cwd=REPO)
     took = time.monotonic() - started
     out = strict.stdout + strict.stderr
     assert strict.returncode == 1, f"exit {strict.returncode}, expected 1 (failed):\n{out[-3000:]}"
@@ -117,13 +115,5 @@ def test_a_strict_verify_run_without_a_cluster_fails_fast_naming_each_missing_in
     text = report.read_text()
     assert "## What was missing" in text and "EDGE_API_URL is not set" in text, text[:2000]
     assert " 0 passed" in text or "2 scenarios: 0 passed" in text, text[:400]
-    lenient = subprocess.run(
-        [*command, "--allow-skips"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=REPO,
-    )
+    lenient = run([*command, "--allow-skips"], timeout=60, env=env, cwd=REPO)
     assert lenient.returncode == 0 and "skipped" in lenient.stdout, lenient.stdout[-2000:]

@@ -10,6 +10,7 @@ from pathlib import Path
 from local_stack import demo
 from local_stack.config import port_env, port_fields
 from tests.integration.support import Stack
+from tests.tools.run import run
 
 
 def _cli(local_stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
@@ -19,14 +20,7 @@ def _cli(local_stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
         | {port_env(field): str(getattr(cfg, field)) for field in port_fields()}
         | {"CA4_LOCAL_STATE_DIR": str(cfg.state_dir), "CA4_LOCAL_BACKEND": cfg.backend}
     )
-    return subprocess.run(
-        [sys.executable, "-m", "local_stack", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run([sys.executable, "-m", "local_stack", *args], timeout=120, env=env)
 
 
 def test_status_reports_every_component_healthy(local_stack: Stack) -> None:

@@ -17,6 +17,7 @@ from local_stack import kafka as local_kafka
 from local_stack import prereqs
 from local_stack.config import StackConfig, default_cache_dir
 from tests.kube import Obj, find, pod_spec
+from tests.tools.run import run
 
 
 def script(objects: list[Obj], name: str, tmp_path: Path) -> Path:
@@ -64,14 +65,7 @@ def run_start(
         "CA4_KAFKA_LAUNCHER": str(launcher),
         "PATH": os.environ["PATH"],
     }
-    return subprocess.run(
-        ["bash", str(script(objects, "kafka-start.sh", tmp_path))],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    return run(["bash", str(script(objects, "kafka-start.sh", tmp_path))], timeout=30, env=env)
 
 
 @pytest.mark.parametrize(("brokers", "rf", "isr"), [(1, 1, 1), (2, 2, 1), (3, 3, 2)])
@@ -153,14 +147,7 @@ def test_kafkas_launcher_and_storage_tool_accept_the_settings(objects: list[Obj]
         "KAFKA_LOG_DIRS": str(dirs["data"] / "logs"),
         "PATH": os.environ["PATH"],
     }
-    proc = subprocess.run(
-        ["bash", str(script(objects, "kafka-start.sh", tmp_path))],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = run(["bash", str(script(objects, "kafka-start.sh", tmp_path))], timeout=120, env=env)
     assert proc.returncode == 0, (
         f"Kafka's docker wrapper refused the broker settings:\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}"
     )
@@ -219,14 +206,7 @@ def run_topics(
         CA4_TOPICS_ATTEMPTS="5",
         PATH=os.environ["PATH"],
     )
-    proc = subprocess.run(
-        ["bash", str(script(objects, "create-topics.sh", tmp_path))],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    proc = run(["bash", str(script(objects, "create-topics.sh", tmp_path))], timeout=30, env=env)
     calls = log.read_text().splitlines() if log.exists() else []
     return proc, calls
 

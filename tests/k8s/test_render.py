@@ -20,6 +20,21 @@ from tests.kube import REPO, Obj, find, kustomize_build, load_objects
 pytestmark = pytest.mark.timeout(900)
 
 
+def render_args(outputs: str, tokens: str, out: str, brokers: int | str, *extra: str) -> list[str]:
+    """The renderer's command line: the outputs, the token file, the broker count, the folder."""
+    return [
+        "--outputs",
+        outputs,
+        "--api-tokens-file",
+        tokens,
+        "--kafka-brokers",
+        str(brokers),
+        "--out",
+        out,
+        *extra,
+    ]
+
+
 def tree(folder: Path) -> dict[str, bytes]:
     """Every file under folder, by relative path."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
@@ -56,21 +71,7 @@ def test_different_outputs_give_different_secrets(
     changed = tmp_path / "outputs.json"
     changed.write_text(json.dumps(data))
     out = tmp_path / "out"
-    assert (
-        renderer.main(
-            [
-                "--outputs",
-                str(changed),
-                "--api-tokens-file",
-                str(tokens_file),
-                "--kafka-brokers",
-                "3",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    assert renderer.main(render_args(str(changed), str(tokens_file), str(out), 3)) == 0
     (s3,) = load_objects([out / "platform" / "ca4-s3-config.yaml"])
     assert base64.b64decode(s3.body["data"]["S3_BUCKET"]).decode() == "ca4-archive-other", (
         f"{s3.ref}: {s3.body['data']}"
@@ -193,18 +194,7 @@ def test_bad_outputs_are_refused_by_name(  # noqa: PLR0917 - pytest passes fixtu
     outputs = tmp_path / "outputs.json"
     outputs.write_text(json.dumps(data))
     out = tmp_path / "out"
-    code = renderer.main(
-        [
-            "--outputs",
-            str(outputs),
-            "--api-tokens-file",
-            str(tokens_file),
-            "--kafka-brokers",
-            "3",
-            "--out",
-            str(out),
-        ]
-    )
+    code = renderer.main(render_args(str(outputs), str(tokens_file), str(out), 3))
     err = capsys.readouterr().err
     assert code == 2 and message in err, f"expected exit 2 naming {message!r}, got {code}: {err}"
     assert not (out / "platform").exists() or not any((out / "platform").iterdir()), (
@@ -226,18 +216,7 @@ def test_bad_token_files_are_refused(
     """The API would refuse these at start; the renderer says so first."""
     tokens = tmp_path / "tokens"
     tokens.write_text(content)
-    code = renderer.main(
-        [
-            "--outputs",
-            str(SAMPLE_OUTPUTS),
-            "--api-tokens-file",
-            str(tokens),
-            "--kafka-brokers",
-            "3",
-            "--out",
-            str(tmp_path / "o"),
-        ]
-    )
+    code = renderer.main(render_args(str(SAMPLE_OUTPUTS), str(tokens), str(tmp_path / "o"), 3))
     err = capsys.readouterr().err
     assert code == 2 and message in err, f"expected exit 2 with {message!r}, got {code}: {err}"
 
@@ -281,18 +260,7 @@ def test_bad_arguments_are_refused_before_anything_is_written(  # noqa: PLR0917 
     """A bad --image-tag or --kafka-brokers: exit 2 and no Secret left behind for a half rendering."""
     out = tmp_path / "out"
     code = renderer.main(
-        [
-            "--outputs",
-            str(SAMPLE_OUTPUTS),
-            "--api-tokens-file",
-            str(tokens_file),
-            "--kafka-brokers",
-            str(brokers),
-            "--image-tag",
-            tag,
-            "--out",
-            str(out),
-        ]
+        render_args(str(SAMPLE_OUTPUTS), str(tokens_file), str(out), str(brokers), "--image-tag", tag)
     )
     err = capsys.readouterr().err
     assert code == 2 and message in err, f"expected exit 2 with {message!r}, got {code}: {err}"
@@ -307,8 +275,10 @@ def test_an_s3_endpoint_goes_into_the_archive_secret(
     renderer: ModuleType, tokens_file: Path, tmp_path: Path, endpoint: str, expected: str
 ) -> None:
     """--s3-endpoint-url (CA4_S3_ENDPOINT_URL): the worker's S3_ENDPOINT_URL; absent by default."""
-    args = ["--outputs", str(SAMPLE_OUTPUTS), "--api-tokens-file", str(tokens_file), "--kafka-brokers", "1"]
-    assert renderer.main([*args, "--out", str(tmp_path / "out"), "--s3-endpoint-url", endpoint]) == 0
+    args = render_args(
+        str(SAMPLE_OUTPUTS), str(tokens_file), str(tmp_path / "out"), 1, "--s3-endpoint-url", endpoint
+    )
+    assert renderer.main(args) == 0
     secret = load_objects([tmp_path / "out" / "platform" / "ca4-s3-config.yaml"])[0]
     assert base64.b64decode(secret.body["data"]["S3_ENDPOINT_URL"]).decode() == expected
 
@@ -318,7 +288,9 @@ def test_a_bad_s3_endpoint_is_refused_by_name(
     renderer: ModuleType, tokens_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], endpoint: str
 ) -> None:
     """Plain HTTP, no host, a path: exit 2 naming the option, nothing written."""
-    args = ["--outputs", str(SAMPLE_OUTPUTS), "--api-tokens-file", str(tokens_file), "--kafka-brokers", "1"]
-    code = renderer.main([*args, "--out", str(tmp_path / "out"), "--s3-endpoint-url", endpoint])
+    args = render_args(
+        str(SAMPLE_OUTPUTS), str(tokens_file), str(tmp_path / "out"), 1, "--s3-endpoint-url", endpoint
+    )
+    code = renderer.main(args)
     assert code == 2 and "--s3-endpoint-url" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

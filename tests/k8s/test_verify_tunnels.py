@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from tests.bdd.targets.live import LiveTarget
 from tests.k8s.conftest import SAMPLE_OUTPUTS
 from tests.k8s.test_scripts import STUB_SSH
 from tests.kube import SCRIPTS, pins
+from tests.tools.run import run
 
 # the sample outputs list two edge nodes: two brokers
 PORTS = ("CA4_K3S_API_LOCAL_PORT", "CA4_GRAFANA_LOCAL_PORT", "CA4_PROMETHEUS_LOCAL_PORT")
@@ -57,14 +57,7 @@ def test_the_live_target_opens_the_tunnels_it_needs(tmp_path: Path) -> None:
         target.open_tunnels()  # everything answers: nothing is started a second time
         assert len((tmp_path / "ssh.log").read_text().splitlines()) == len(ports), "a tunnel opened twice"
     finally:
-        down = subprocess.run(
-            [str(SCRIPTS / "tunnels_ca4.sh"), "down"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        down = run([str(SCRIPTS / "tunnels_ca4.sh"), "down"], timeout=60, env=env)
     assert down.returncode == 0 and "closed" in down.stdout, down.stdout + down.stderr
     assert not [p for p in ports if _taken(p)], "a tunnel outlived tunnels_ca4.sh down"
 

@@ -21,6 +21,7 @@ import pytest
 
 from tests.kube import Obj, cache_dir, kustomize_build
 from tests.monitoring.grafana import MONITORING
+from tests.tools.run import run
 
 PROMETHEUS_MANIFEST = MONITORING / "prometheus" / "prometheus.yaml"
 BUILD_TIMEOUT_S = 1800  # the first build downloads and compiles Prometheus's dependencies
@@ -64,14 +65,7 @@ def cluster_promtool() -> str:
     env = {**os.environ, "GOWORK": "off", "GOFLAGS": "-mod=mod"}
     # `go install module@version` refuses modules whose go.mod has replace directives, as
     # Prometheus's has: download the module, then build in a writable copy of it.
-    out = subprocess.run(
-        [go, "mod", "download", "-json", module],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+    out = run([go, "mod", "download", "-json", module], timeout=600, env=env)
     assert out.returncode == 0, f"go mod download {module} failed:\n{out.stdout}{out.stderr}"
     source = Path(json.loads(out.stdout)["Dir"])
     work = target.parent / "src"

@@ -15,6 +15,7 @@ from local_stack import prometheus as local_prometheus
 from tests.kube import MANIFESTS, Obj, kustomize_build, pod_labels, workloads
 from tests.monitoring.conftest import BUILD_TIMEOUT_S
 from tests.monitoring.grafana import MONITORING
+from tests.tools.run import run
 
 PROM_DIR = MONITORING / "prometheus"
 CONFIG = PROM_DIR / "config" / "prometheus.yml"
@@ -30,7 +31,7 @@ BUILDS_PROMTOOL = pytest.mark.timeout(BUILD_TIMEOUT_S + 120)
 
 def promtool(binary: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
     """Run promtool; the result with its output."""
-    return subprocess.run([binary, *map(str, args)], check=False, capture_output=True, text=True, timeout=120)
+    return run([binary, *map(str, args)], timeout=120)
 
 
 def alerts() -> list[dict[str, Any]]:

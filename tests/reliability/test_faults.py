@@ -7,12 +7,14 @@ injects one kind of failure on loopback, lets the pipeline settle, and records a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import signal
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 
 import httpx
 import pytest
@@ -98,28 +100,32 @@ def test_kafka_stopped_during_ingest_gets_503_and_loses_nothing(reliability: Rel
     assert_nothing_lost(row)  # an acknowledged event missing from Kafka would show up here as lost
 
 
-def test_database_stopped_worker_commits_nothing_and_resumes(reliability: Reliability) -> None:
-    cfg = reliability.stack.cfg
-    run = reliability.begin("db")
+def assert_held_through(
+    reliability: Reliability, name: str, scenario: str, sink: str, outage: AbstractContextManager[object]
+) -> None:
+    """A sink down under a half-rate stream: once the worker says it is not ready, for the
+    outage's length no offset may move and /readyz must stay not ready; then nothing is lost."""
+    run = reliability.begin(name)
     stream = reliability.stream(run, rate=reliability.scale.rate / 2)
     time.sleep(1.0)
-    with component_down(cfg, "ferretdb"):
-        # the worker notices at its next write or ping (a server selection timeout later)
+    with outage:
+        # the worker notices at its next write, ping or flush (a timeout later)
         eventually("the worker reporting not ready", lambda: not reliability.worker_ready(), NOTICE_S)
         with sampled(reliability.committed) as offsets, sampled(reliability.worker_ready) as ready:
             time.sleep(reliability.scale.outage_s)
     result = stream.wait()
     row = reliability.row(
-        "database stopped",
-        run,
-        result,
-        commits_during_outage=len(moved(offsets)),
-        ready_during_outage=any(ready),
+        scenario, run, result, commits_during_outage=len(moved(offsets)), ready_during_outage=any(ready)
     )
-    assert offsets, "no committed offsets sampled during the outage"
-    assert not moved(offsets), f"offsets moved on partitions {moved(offsets)} while the database was down"
-    assert ready and not any(ready), "the worker reported ready while the database was down"
+    assert offsets, f"no committed offsets sampled while {sink} was down"
+    assert not moved(offsets), f"offsets moved on partitions {moved(offsets)} while {sink} was down"
+    assert ready and not any(ready), f"the worker reported ready while {sink} was down"
     assert_nothing_lost(row)
+
+
+def test_database_stopped_worker_commits_nothing_and_resumes(reliability: Reliability) -> None:
+    outage = component_down(reliability.stack.cfg, "ferretdb")
+    assert_held_through(reliability, "db", "database stopped", "the database", outage)
 
 
 def test_a_second_worker_joining_and_leaving_under_load_loses_nothing(reliability: Reliability) -> None:
@@ -169,29 +175,22 @@ def s3_proxy(reliability: Reliability) -> Iterator[TcpProxy]:
         proxy.down()
 
 
+@contextlib.contextmanager
+def unreachable(proxy: TcpProxy) -> Iterator[None]:
+    """The proxy refuses connections while the block runs."""
+    proxy.down()
+    try:
+        yield
+    finally:
+        proxy.up()
+
+
 def test_s3_down_holds_commits_until_the_archive_is_written(
     reliability: Reliability, s3_proxy: TcpProxy
 ) -> None:
-    run = reliability.begin("s3")
-    stream = reliability.stream(run, rate=reliability.scale.rate / 2)
-    time.sleep(1.0)
-    s3_proxy.down()
     # a flush window (2 s locally) must fail, and its write time out, before commits stop
-    eventually("the worker reporting not ready", lambda: not reliability.worker_ready(), NOTICE_S)
-    with sampled(reliability.committed) as offsets, sampled(reliability.worker_ready) as ready:
-        time.sleep(reliability.scale.outage_s)
-    s3_proxy.up()
-    result = stream.wait()
-    row = reliability.row(
-        "S3 endpoint unreachable (archive on)",
-        run,
-        result,
-        commits_during_outage=len(moved(offsets)),
-        ready_during_outage=any(ready),
-    )
-    assert offsets and not moved(offsets), f"offsets moved on partitions {moved(offsets)} while S3 was down"
-    assert ready and not any(ready), "the worker reported ready while S3 was down"
-    assert_nothing_lost(row)
+    outage = unreachable(s3_proxy)
+    assert_held_through(reliability, "s3", "S3 endpoint unreachable (archive on)", "S3", outage)
 
 
 def test_poison_records_go_to_the_dlq_and_valid_ones_are_stored(reliability: Reliability) -> None:

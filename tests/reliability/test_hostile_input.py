@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import shutil
 import socket
-import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ import pytest
 from ca4_events.schema import GpuMetadataEvent
 from tests.integration.support import Stack, to_body
 from tests.reliability.harness import Reliability
+from tests.tools.run import run
 
 # positive_data_acceptance is left out on purpose: two rules of the API cannot be written in
 # JSON Schema (an accelerator's uuid appears once per snapshot; a field named in `unsupported`
@@ -39,21 +39,16 @@ def test_schemathesis_finds_no_5xx_and_no_answer_outside_the_schema(
     assert schemathesis, "schemathesis is not installed (dependency group 'fuzz')"
     deep = reliability.scale.name == "full"
     phases = "examples,coverage,fuzzing" if deep else "fuzzing"
-    result = subprocess.run(
-        [
-            schemathesis, "run", f"{local_stack.cfg.api_url}/openapi.json",
-            "--header", f"Authorization: Bearer {local_stack.token}",
-            "--checks", "all", "--exclude-checks", EXCLUDED_CHECKS,
-            "--max-examples", str(reliability.scale.fuzz_examples),
-            "--phases", phases, "--seed", "20261128", "--generation-deterministic",
-            *([] if deep else ["--include-path", "/metadata"]),
-            "--report", "junit", "--report-junit-path", str(Path("reports") / "schemathesis-junit.xml"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )  # fmt: skip
+    argv = [
+        schemathesis, "run", f"{local_stack.cfg.api_url}/openapi.json",
+        "--header", f"Authorization: Bearer {local_stack.token}",
+        "--checks", "all", "--exclude-checks", EXCLUDED_CHECKS,
+        "--max-examples", str(reliability.scale.fuzz_examples),
+        "--phases", phases, "--seed", "20261128", "--generation-deterministic",
+        *([] if deep else ["--include-path", "/metadata"]),
+        "--report", "junit", "--report-junit-path", str(Path("reports") / "schemathesis-junit.xml"),
+    ]  # fmt: skip
+    result = run(argv, timeout=1800)
     summary = [line for line in result.stdout.splitlines() if "generated" in line]
     assert result.returncode == 0, f"schemathesis found problems:\n{result.stdout[-6000:]}"
     generated = int(summary[-1].split("generated")[0].strip().split()[-1]) if summary else 0

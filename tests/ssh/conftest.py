@@ -201,50 +201,19 @@ def lab_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabEnv]:
             json.dumps({k: {"sensitive": False, "value": v} for k, v in outputs.items()})
         )
         edge0 = lab.edges[0]
-        servers = str(HERE / "servers.py")
-        lab.spawn(
-            edge0.ns,
-            [
-                "timeout",
-                str(LIFETIME_S),
-                sys.executable,
-                servers,
-                "api",
-                "--listen",
-                f"{edge0.addr}:6443",
-                "--cert",
-                str(crt),
-                "--key",
-                str(key),
-                "--token",
-                API_TOKEN,
-                "--records",
-                str(records),
-                "--log",
-                str(api_log),
-                "--lifetime",
-                str(LIFETIME_S),
-            ],
-            root / "api.out",
+
+        def serve(kind: str, *args: str) -> None:
+            """servers.py ``kind`` on edge 0, bounded by the lab's lifetime, its output in <kind>.out."""
+            bounded = ["timeout", str(LIFETIME_S), sys.executable, str(HERE / "servers.py"), kind]
+            lab.spawn(edge0.ns, [*bounded, *args, "--lifetime", str(LIFETIME_S)], root / f"{kind}.out")
+
+        serve(
+            "api",
+            *("--listen", f"{edge0.addr}:6443", "--cert", str(crt), "--key", str(key), "--token", API_TOKEN),
+            *("--records", str(records), "--log", str(api_log)),
         )
-        lab.spawn(
-            edge0.ns,
-            [
-                "timeout",
-                str(LIFETIME_S),
-                sys.executable,
-                servers,
-                "echo",
-                "--listen",
-                edge0.addr,
-                "--ports",
-                ",".join(map(str, NODE_PORTS)),
-                "--log",
-                str(echo_log),
-                "--lifetime",
-                str(LIFETIME_S),
-            ],
-            root / "echo.out",
+        serve(
+            "echo", "--listen", edge0.addr, "--ports", ",".join(map(str, NODE_PORTS)), "--log", str(echo_log)
         )
         lab.wait_port(edge0.ns, edge0.addr, 6443)
         for port in NODE_PORTS:

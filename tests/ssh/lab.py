@@ -27,6 +27,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.tools.run import run
+
 WS_ADDR = "192.0.2.1"
 BASTION_ADDR = "192.0.2.2"
 BASTION_LAN = "198.51.100.1"
@@ -38,7 +40,7 @@ HERE = Path(__file__).resolve().parent
 
 def sh(*cmd: str, timeout: float = 30, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run a command, bounded; its output on failure."""
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    proc = run(cmd, timeout=timeout)
     if check and proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} -> {proc.returncode}: {proc.stderr.strip()}")
     return proc
@@ -249,12 +251,9 @@ class Lab:
 
     def in_ws(self, cmd: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
         """Run a command on the workstation (bounded)."""
-        return subprocess.run(
+        return run(
             ["ip", "netns", "exec", self.ws_ns, "env", *(f"{k}={v}" for k, v in env.items()), *cmd],
-            capture_output=True,
-            text=True,
             timeout=timeout,
-            check=False,
         )
 
     def connect_from_ws(self, addr: str, port: int, read: bool = False) -> str | None:

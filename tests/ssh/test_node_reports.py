@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from tests.tools.run import run
+
 LIB = Path(__file__).resolve().parents[2] / "scripts" / "lib"
 VERSION = "v1.34.3+k3s3"
 
@@ -30,14 +32,7 @@ def load(name: str) -> ModuleType:
 
 def cli(name: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     """python3 scripts/lib/NAME.py ARGS < stdin, as the shell scripts run it."""
-    return subprocess.run(
-        [sys.executable, str(LIB / f"{name}.py"), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    return run([sys.executable, str(LIB / f"{name}.py"), *args], timeout=30, input=stdin)
 
 
 def node(

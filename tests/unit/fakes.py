@@ -72,10 +72,13 @@ class FakeConsumer:
         self.refuse_async: BaseException | None = None
         self.refuse_commits: list[BaseException] = []  # raised by the next blocking commits, in order
         self.on_commit: Any = None  # called after each commit the fake took
+        self.before_poll: Any = None  # called with the number of earlier polls, before each poll
 
     def poll(
         self, timeout_ms: int = 0, max_records: int | None = None
     ) -> dict[TopicPartition, list[FakeRecord]]:
+        if self.before_poll is not None:
+            self.before_poll(self.polls)
         self.polls += 1
         if self.paused_parts or not self._batches:
             return {}

@@ -14,6 +14,7 @@ import pytest
 from rehearsal import configs, join, k3s
 from rehearsal.pins import REPO
 from rehearsal.topology import Node
+from tests.tools.run import run
 
 INSTALLER = REPO / "services" / "rehearsal" / "node" / "install.sh"
 
@@ -34,15 +35,7 @@ def install(root: Path, args: list[str], **env: str) -> subprocess.CompletedProc
     """The installer, its unit folder moved under ``root`` (the node's /etc is an overlay)."""
     script = INSTALLER.read_text().replace("/etc/systemd/system", f"{root}/units")
     path = f"{root}/bin:/usr/bin:/bin"
-    return subprocess.run(
-        ["sh", "-s", "--", *args],
-        input=script,
-        env={"PATH": path, **env},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    return run(["sh", "-s", "--", *args], timeout=30, env={"PATH": path, **env}, input=script)
 
 
 def test_the_server_unit_and_its_env_file_are_what_k3s_writes(node_root: Path) -> None:

@@ -253,14 +253,7 @@ def test_a_commit_refused_by_the_group_is_not_retried(rig: Rig, load_event: GpuM
     stop = threading.Event()
     worker = _worker(rig, consumer)
     worker.IDLE_PING_S = 0.0
-    polls_then_stop = consumer.poll
-
-    def poll(timeout_ms: int = 0, max_records: int | None = None) -> Any:
-        if consumer.polls >= 5:
-            stop.set()
-        return polls_then_stop(timeout_ms, max_records)
-
-    consumer.poll = poll  # type: ignore[method-assign]
+    consumer.before_poll = lambda earlier: stop.set() if earlier >= 5 else None
     worker.run(stop)
     assert consumer.commits == [], f"a refused commit was sent again: {consumer.commits}"
 
@@ -270,15 +263,13 @@ def test_lost_partitions_drop_a_missed_commit(rig: Rig, load_event: GpuMetadataE
     consumer.refuse_commits = [KafkaTimeoutError("broker unreachable")]
     stop = threading.Event()
     worker = _worker(rig, consumer)
-    real_poll = consumer.poll
 
-    def poll(timeout_ms: int = 0, max_records: int | None = None) -> Any:
-        if consumer.polls == 1:  # after the batch and its failed commit: evicted, then stopped
+    def evicted(earlier: int) -> None:
+        if earlier == 1:  # after the batch and its failed commit: evicted, then stopped
             worker.on_partitions_lost()
             stop.set()
-        return real_poll(timeout_ms, max_records)
 
-    consumer.poll = poll  # type: ignore[method-assign]
+    consumer.before_poll = evicted
     worker.run(stop)
     assert consumer.commits == [], f"partitions no longer ours were committed: {consumer.commits}"
 

@@ -33,6 +33,7 @@ from typing import Any
 from ca4_events import names
 from tests.bdd.targets import dbprobe, live_inputs
 from tests.bdd.targets.base import Target
+from tests.tools.run import run
 
 APP_NS = "app"
 PLATFORM_NS = "platform"
@@ -86,14 +87,7 @@ class LiveTarget(Target):
         if all(_reachable(hostport) for hostport in wanted) and self._kube_reachable():
             return
         try:
-            done = subprocess.run(
-                [str(TUNNELS_SCRIPT), "up"],
-                env=self.env,
-                capture_output=True,
-                text=True,
-                timeout=TUNNELS_TIMEOUT_S,
-                check=False,
-            )
+            done = run([str(TUNNELS_SCRIPT), "up"], timeout=TUNNELS_TIMEOUT_S, env=self.env)
         except subprocess.TimeoutExpired:
             self.tunnel_problem = f"scripts/tunnels_ca4.sh up did not finish in {TUNNELS_TIMEOUT_S} s"
             return

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.tools.run import run
+
 REPO = Path(__file__).resolve().parents[3]
 TF_OUTPUT_TIMEOUT_S = 30
 
@@ -71,13 +73,7 @@ def terraform_outputs(env: Mapping[str, str]) -> tuple[dict[str, Any], str]:  # 
         if not tf:
             return {}, "neither terraform nor tofu is on PATH to read the outputs (or set CA4_TF_OUTPUTS)"
         try:
-            done = subprocess.run(
-                [tf, f"-chdir={tf_dir}", "output", "-json"],
-                capture_output=True,
-                text=True,
-                timeout=TF_OUTPUT_TIMEOUT_S,
-                check=False,
-            )
+            done = run([tf, f"-chdir={tf_dir}", "output", "-json"], timeout=TF_OUTPUT_TIMEOUT_S)
         except (OSError, subprocess.TimeoutExpired) as exc:
             return {}, f"'{tf} -chdir={tf_dir} output -json' did not answer ({exc})"
         if done.returncode != 0:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -14,6 +13,7 @@ from ca4_producer.__main__ import main
 from ca4_producer.bundle import build_bundle
 from ca4_producer.client import Delivery
 from ca4_producer.report import accelerator_table, delivery_lines
+from tests.tools.run import run
 
 
 def test_the_bundle_is_deterministic_and_holds_producer_and_schema(tmp_path: Path) -> None:
@@ -38,9 +38,7 @@ def test_the_bundle_imports_without_the_repository(tmp_path: Path, h200_dir: Pat
         f"snap = Collector.replay({str(h200_dir)!r}).snapshot(); "
         "print(ca4_producer.__file__); print(snap.event.accelerators[0].uuid)"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
-    )
+    done = run([sys.executable, "-c", code], timeout=60)
     assert done.returncode == 0, done.stderr
     where, uuid = done.stdout.split()
     assert where.startswith(str(bundle.path)), f"imported from {where}, not from the bundle"

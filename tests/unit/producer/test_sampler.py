@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from ca4_events.schema import GpuMetadataEvent
 from ca4_producer.client import Ca4Client
 from ca4_producer.collector import Collector
-from ca4_producer.sampler import BatchSender, sample
+from ca4_producer.sampler import BatchSender, SampleStats, sample
 from tests.unit.producer.test_nvml import FakeClock
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -29,6 +30,16 @@ def _client(handler: Handler, sleeps: list[float] | None = None, attempts: int =
     )
 
 
+def _timed(
+    collector: Collector, clock: FakeClock, interval_s: float, duration_s: float, **more: Any
+) -> SampleStats:
+    """``sample`` on the fake clock, events dropped unless ``sink`` is given."""
+    options: dict[str, Any] = {"sink": lambda e: None, **more}
+    return sample(
+        collector, interval_s=interval_s, duration_s=duration_s, clock=clock, sleep=clock.sleep, **options
+    )
+
+
 def _accept_all(seen: list[list[str]]) -> Handler:
     def handler(request: httpx.Request) -> httpx.Response:
         ids = [e["event_id"] for e in json.loads(request.content)["events"]]
@@ -41,14 +52,7 @@ def _accept_all(seen: list[list[str]]) -> Handler:
 def test_one_snapshot_per_interval_for_the_duration(h200_dir: Path) -> None:
     clock = FakeClock()
     events: list[GpuMetadataEvent] = []
-    stats = sample(
-        Collector.replay(h200_dir),
-        interval_s=2.0,
-        duration_s=10.0,
-        sink=events.append,
-        clock=clock,
-        sleep=clock.sleep,
-    )
+    stats = _timed(Collector.replay(h200_dir), clock, 2.0, 10.0, sink=events.append)
     assert stats.snapshots == 6, "t = 0, 2, 4, 6, 8, 10"
     assert clock.sleeps == [2.0] * 5
     assert [e.workload["sample"] for e in events if e.workload] == [0, 1, 2, 3, 4, 5]
@@ -67,9 +71,7 @@ def test_slow_snapshots_never_burst_and_the_duration_still_bounds_the_run(h200_d
         return real(workload)  # type: ignore[arg-type]
 
     collector.snapshot = slow  # type: ignore[method-assign,assignment]
-    stats = sample(
-        collector, interval_s=1.0, duration_s=5.0, sink=lambda e: None, clock=clock, sleep=clock.sleep
-    )
+    stats = _timed(collector, clock, 1.0, 5.0)
     assert clock.sleeps == [], "late snapshots start at once; nothing sleeps to catch up"
     assert stats.snapshots == 2, (
         f"started at t=0 and t=3; t=6 is past the 5 s duration; took {stats.snapshots}"
@@ -78,28 +80,13 @@ def test_slow_snapshots_never_burst_and_the_duration_still_bounds_the_run(h200_d
 
 def test_float_intervals_count_as_people_expect(h200_dir: Path) -> None:
     clock = FakeClock()
-    stats = sample(
-        Collector.replay(h200_dir),
-        interval_s=0.05,
-        duration_s=0.45,
-        sink=lambda e: None,
-        clock=clock,
-        sleep=clock.sleep,
-    )
+    stats = _timed(Collector.replay(h200_dir), clock, 0.05, 0.45)
     assert stats.snapshots == 10, f"0.45 s every 0.05 s is t = 0, 0.05, ... 0.45; took {stats.snapshots}"
 
 
 def test_max_snapshots_bounds_a_long_run(h200_dir: Path) -> None:
     clock = FakeClock()
-    stats = sample(
-        Collector.replay(h200_dir),
-        interval_s=1.0,
-        duration_s=3600,
-        sink=lambda e: None,
-        max_snapshots=3,
-        clock=clock,
-        sleep=clock.sleep,
-    )
+    stats = _timed(Collector.replay(h200_dir), clock, 1.0, 3600, max_snapshots=3)
     assert stats.snapshots == 3
 
 
