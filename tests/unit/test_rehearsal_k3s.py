@@ -129,7 +129,7 @@ def test_unknown_server_flags_are_named() -> None:
         k3s._flags("server", ["--node-ip=10.0.1.10", "--cluster-init"])
     flags = k3s._flags("server", ["--tls-san=127.0.0.1", "--tls-san=localhost", "--secrets-encryption"])
     assert flags.tls_san == ["127.0.0.1", "localhost"]
-    assert flags.secrets_encryption
+    assert flags.secrets_encryption, f"k3s server flags without secrets encryption: {flags}"
 
 
 def test_is_active_of_a_unit_not_installed_is_inactive(

@@ -191,7 +191,7 @@ def test_offsets_are_committed_after_the_write_one_past_the_last(
     rig.sink.insert_events = _stop_after(rig.sink.insert_events, stop)  # type: ignore[method-assign]
     worker.run(stop)
     assert consumer.commits == [{TopicPartition("gpu-metadata", 0): 5, TopicPartition("gpu-metadata", 1): 6}]
-    assert worker.health.ready
+    assert worker.health.ready, f"the worker is not ready after a durable batch: {worker.health.reason!r}"
 
 
 def test_nothing_is_committed_while_the_database_is_down(rig: Rig, load_event: GpuMetadataEvent) -> None:
@@ -216,7 +216,7 @@ def test_nothing_is_committed_while_the_database_is_down(rig: Rig, load_event: G
     assert consumer.pause_calls == 1, f"paused {consumer.pause_calls} times in one retry streak, expected 1"
     assert consumer.commits == [{TopicPartition("gpu-metadata", 0): 1}]
     assert consumer.paused_parts == set(), "partitions resume once the batch is durable"
-    assert worker.health.ready
+    assert worker.health.ready, f"the worker is not ready after a durable batch: {worker.health.reason!r}"
 
 
 def test_a_commit_the_broker_missed_is_retried_once_idle(rig: Rig, load_event: GpuMetadataEvent) -> None:
@@ -378,7 +378,7 @@ def test_nothing_is_committed_while_s3_is_down(load_event: GpuMetadataEvent) -> 
     assert rig.db.gpu_metadata.count_documents({}) == 1, "the database write is not held back by S3"
     assert attempts == [[], [], []], "no commit while the archive is not durable"
     assert consumer.commits == [{TopicPartition("gpu-metadata", 0): 1}]
-    assert worker.health.ready
+    assert worker.health.ready, f"the worker is not ready after a durable batch: {worker.health.reason!r}"
 
 
 def test_a_rebalance_flushes_and_commits_what_is_held(load_event: GpuMetadataEvent) -> None:

@@ -155,7 +155,7 @@ def test_close_shuts_nvml_down(fake: FakeNvml) -> None:
     collector = Collector.detect(nvml_module=fake, smi_binary=None, tpu=False)
     assert [s.name for s in collector.sources] == ["nvml"]
     with collector:
-        assert fake.initialised
+        assert fake.initialised, "NVML was shut down while the collector still held it"
     assert not fake.initialised and fake.calls["nvmlShutdown"] == 1
 
 
