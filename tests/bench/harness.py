@@ -43,6 +43,7 @@ from local_stack.config import FERRETDB_VERSION, StackConfig, free_port, kafka_v
 from local_stack.procs import http_ok, wait_until
 from metadata_worker.transform import KafkaCoords, enrich
 from tests.integration.support import (
+    by_id,
     log_lines,
     log_offset,
     metric,
@@ -327,7 +328,7 @@ class Bench:
                     delivered.setdefault(event_id, when)
             time.sleep(0.5)
         coll = self.mongo[names.DATABASE][names.COLLECTION_EVENTS]
-        stored = sum(1 for _ in coll.find({"_id": {"$in": list(acked)}}, {"_id": 1}))
+        stored = len(by_id(coll, acked, {"_id": 1}))
         latencies = sorted(max(0.0, delivered[i] - t) for i, t in acked.items() if i in delivered)
         self.figures["end_to_end"] = {
             "offered_per_second": rate,

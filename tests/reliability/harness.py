@@ -44,6 +44,7 @@ from local_stack.config import free_port
 from local_stack.procs import Process, http_ok, python
 from tests.integration.support import (
     Stack,
+    by_id,
     committed,
     drained,
     eventually,
@@ -69,15 +70,32 @@ class Scale:
     outage_s: float
     poison: int
     fuzz_examples: int
+    stored_documents: int  # how full the events collection is when by-id lookups are timed
 
     @classmethod
     def from_env(cls) -> Scale:
         """CA4_RELIABILITY_SCALE=smoke (default) or full."""
         if os.environ.get("CA4_RELIABILITY_SCALE", "smoke") == "full":
             return cls(
-                "full", events=5000, rate=400.0, kills=3, outage_s=10.0, poison=100, fuzz_examples=2000
+                "full",
+                events=5000,
+                rate=400.0,
+                kills=3,
+                outage_s=10.0,
+                poison=100,
+                fuzz_examples=2000,
+                stored_documents=100_000,
             )
-        return cls("smoke", events=1200, rate=300.0, kills=1, outage_s=5.0, poison=20, fuzz_examples=500)
+        return cls(
+            "smoke",
+            events=1200,
+            rate=300.0,
+            kills=1,
+            outage_s=5.0,
+            poison=20,
+            fuzz_examples=500,
+            stored_documents=20_000,
+        )
 
 
 @dataclass
@@ -261,7 +279,7 @@ class Reliability:
     def settle(self, run: Run, acked: list[str], archive: bool = True) -> Settled:
         """Wait (bounded) until the pipeline is quiet, then read what it holds of the run.
 
-        1. every acknowledged id is in gpu_metadata (polled by ``_id``, which is indexed);
+        1. every acknowledged id is in gpu_metadata (polled one ``_id`` at a time: ``support.by_id``);
         2. the worker group has committed every record of the topic: no replay is still
            running that could add a late duplicate;
         3. two consecutive reads of the archive agree (an object being superseded is
@@ -275,7 +293,7 @@ class Reliability:
         stored: set[str] = set()
         missing = sorted(set(acked))
         while missing and time.monotonic() < deadline:
-            stored |= {doc["_id"] for doc in events.find({"_id": {"$in": missing}}, {"_id": 1})}
+            stored |= set(by_id(events, missing, {"_id": 1}, stop_at_missing=True))
             missing = [i for i in missing if i not in stored]
             if missing:
                 time.sleep(0.5)
