@@ -16,6 +16,7 @@ keeps the group membership alive without fetching more).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
@@ -76,9 +77,9 @@ class Worker:
         """Poll, deliver, archive, commit; on ``stop`` finish the batch, flush, commit and return."""
         self.health.set_ready(self._db.ping(), "database unreachable")
         while not stop.is_set():
-            polled = self._consumer.poll(timeout_ms=self._poll_timeout_ms, max_records=self._batch_max)
-            self.health.beat()
-            records: list[Record] = [r for recs in polled.values() for r in recs]
+            records = self._poll(stop)
+            if records is None:
+                break  # stopped while Kafka could not be reached
             if not records:
                 self._idle_check()
                 self._flush_if_due(stop)
@@ -102,6 +103,37 @@ class Worker:
         if self._uncommitted:
             self._commit({})  # one last try for a commit the broker missed
         log.info("worker loop stopped")
+
+    def _poll(self, stop: threading.Event) -> list[Record] | None:
+        """The next records (maybe none); None if ``stop`` is set while Kafka cannot be reached.
+
+        A poll raises when no broker answers (all of them down, or the group's coordinator
+        gone with its broker). The worker stays up: not ready, polling again with its backoff
+        (still alive for the liveness probe), and it resumes from its position, or from the
+        committed offsets if the group moved on meanwhile. Restarting would not bring Kafka back.
+        """
+        failed = False
+
+        def unreachable(exc: BaseException, delay: float) -> None:
+            nonlocal failed
+            failed = True
+            metrics.RETRIES.labels(sink="kafka").inc()
+            self.health.set_ready(False, f"kafka unreachable: {exc}")
+            log.warning("kafka poll failed, retrying", extra={"error": str(exc), "retry_in_s": delay})
+
+        polled = self._backoff.retry(
+            lambda: self._consumer.poll(timeout_ms=self._poll_timeout_ms, max_records=self._batch_max),
+            (KafkaError,),
+            stop,
+            unreachable,
+            self.health.beat,
+        )
+        if polled is None:
+            return None
+        self.health.beat()
+        if failed:
+            self.health.set_ready(self._db.ping(), "database unreachable")
+        return [r for recs in polled.values() for r in recs]
 
     def _log_delivered(self, batch: Batch, report: BatchReport) -> None:
         log.info(
@@ -211,7 +243,8 @@ class Worker:
                 paused = True
 
         def keep_membership() -> None:
-            self._consumer.poll(timeout_ms=0)
+            with contextlib.suppress(KafkaError):  # Kafka down too: the batch's retry goes on
+                self._consumer.poll(timeout_ms=0)
             self.health.beat()
 
         try:

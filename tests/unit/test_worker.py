@@ -13,7 +13,7 @@ from typing import Any
 import mongomock
 import pytest
 from kafka import TopicPartition
-from kafka.errors import CommitFailedError, KafkaTimeoutError
+from kafka.errors import CommitFailedError, KafkaConnectionError, KafkaTimeoutError
 
 from ca4_events.schema import GpuMetadataEvent
 from metadata_worker.backoff import Backoff
@@ -272,6 +272,27 @@ def test_lost_partitions_drop_a_missed_commit(rig: Rig, load_event: GpuMetadataE
     consumer.before_poll = evicted
     worker.run(stop)
     assert consumer.commits == [], f"partitions no longer ours were committed: {consumer.commits}"
+
+
+def test_a_poll_that_cannot_reach_kafka_is_retried_not_fatal(rig: Rig, load_event: GpuMetadataEvent) -> None:
+    """Every broker down (or the coordinator gone with its broker): the worker stays up, not
+    ready, and polls again; it stores and commits once Kafka answers."""
+    consumer = FakeConsumer([[record(0, event_bytes(load_event))]])
+    stop = threading.Event()
+    worker = _worker(rig, consumer)
+    readiness: list[bool] = []
+
+    def brokers_down(_earlier: int) -> None:
+        readiness.append(worker.health.ready)
+        if len(readiness) <= 2:  # the first two polls find no broker
+            raise KafkaConnectionError("111 ECONNREFUSED")
+
+    consumer.before_poll = brokers_down
+    consumer.on_commit = stop.set
+    worker.run(stop)
+    assert readiness[:3] == [True, False, False], f"readiness at each poll: {readiness}"
+    assert consumer.commits == [{TopicPartition("gpu-metadata", 0): 1}], f"commits: {consumer.commits}"
+    assert worker.health.ready, f"not ready after Kafka came back: {worker.health.reason!r}"
 
 
 def test_stop_during_retries_exits_without_committing(rig: Rig, load_event: GpuMetadataEvent) -> None:
