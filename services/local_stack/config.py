@@ -27,6 +27,8 @@ LOCAL_AWS_KEY = "ca4-local-test"  # moto accepts any credentials; these are not 
 BUCKET = "ca4-archive-local"
 REGION = "us-east-1"
 BACKENDS = ("native", "docker")
+# one combined broker+controller, or three as the cluster's StatefulSet runs them
+KAFKA_NODE_COUNTS = (1, 3)
 
 
 def kafka_version() -> str:
@@ -52,6 +54,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class KafkaPorts:
+    """One Kafka node's loopback ports."""
+
+    broker: int  # PLAINTEXT: the API, the tests, replication between nodes
+    controller: int  # CONTROLLER: the KRaft quorum
+    worker: int  # WORKER: the metadata worker only
+
+
+def kafka_nodes_from_env() -> int:
+    """``CA4_LOCAL_KAFKA_NODES`` (1 unless set); a value that is not a number is named."""
+    raw = os.environ.get("CA4_LOCAL_KAFKA_NODES", "1").strip() or "1"
+    if not raw.isdigit():
+        raise ValueError(f"CA4_LOCAL_KAFKA_NODES must be 1 or 3, not {raw!r}")
+    return int(raw)
+
+
 def port_fields() -> list[str]:
     """The ``*_port`` fields of ``StackConfig``; each can be moved with ``CA4_LOCAL_<FIELD>``."""
     return [f.name for f in fields(StackConfig) if f.name.endswith("_port")]
@@ -68,8 +87,16 @@ class StackConfig:
 
     state_dir: Path
     cache_dir: Path
-    kafka_port: int = 9092
+    kafka_port: int = 9092  # the API's and every other client's listener
     kafka_controller_port: int = 9093
+    kafka_worker_port: int = 9094  # the worker's own listener (a fault can cut the worker off alone)
+    # nodes 2 and 3, used only with kafka_nodes=3
+    kafka_node2_port: int = 9192
+    kafka_node2_controller_port: int = 9193
+    kafka_node2_worker_port: int = 9194
+    kafka_node3_port: int = 9292
+    kafka_node3_controller_port: int = 9293
+    kafka_node3_worker_port: int = 9294
     mongo_port: int = 27017
     s3_port: int = 4566
     api_port: int = 8080
@@ -79,10 +106,15 @@ class StackConfig:
     archive_enabled: bool = True
     kafka_heap: str = "512m"
     backend: str = "native"  # or "docker": Kafka, MongoDB and S3 as containers
+    kafka_nodes: int = 1  # CA4_LOCAL_KAFKA_NODES: 1, or 3 (replication 3, min.insync.replicas 2)
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ValueError(f"CA4_LOCAL_BACKEND must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
+        if self.kafka_nodes not in KAFKA_NODE_COUNTS:
+            raise ValueError(f"CA4_LOCAL_KAFKA_NODES must be 1 or 3, not {self.kafka_nodes}")
+        if self.kafka_nodes > 1 and self.backend != "native":
+            raise ValueError("CA4_LOCAL_KAFKA_NODES=3 needs the native backend (unset CA4_LOCAL_BACKEND)")
 
     @classmethod
     def from_env(cls, project_root: Path) -> StackConfig:
@@ -91,6 +123,7 @@ class StackConfig:
             state_dir=Path(os.environ.get("CA4_LOCAL_STATE_DIR", project_root / ".ca4-local")),
             cache_dir=default_cache_dir(),
             backend=os.environ.get("CA4_LOCAL_BACKEND", "native"),
+            kafka_nodes=kafka_nodes_from_env(),
         )
         overrides: dict[str, Any] = {}
         for field in port_fields():
@@ -101,21 +134,17 @@ class StackConfig:
 
     @classmethod
     def ephemeral(
-        cls, state_dir: Path, cache_dir: Path | None = None, backend: str = "native"
+        cls, state_dir: Path, cache_dir: Path | None = None, backend: str = "native", kafka_nodes: int = 1
     ) -> StackConfig:
         """A stack on free ports in its own folder (tests run beside a user's stack)."""
-        return cls(
+        cfg = cls(
             state_dir=state_dir,
             cache_dir=cache_dir or default_cache_dir(),
             backend=backend,
-            kafka_port=free_port(),
-            kafka_controller_port=free_port(),
-            mongo_port=free_port(),
-            s3_port=free_port(),
-            api_port=free_port(),
-            worker_port=free_port(),
-            prometheus_port=free_port(),
+            kafka_nodes=kafka_nodes,
         )
+        ports: dict[str, Any] = {field: free_port() for field in port_fields()}
+        return replace(cfg, **ports)
 
     # --- folders -------------------------------------------------------------------
 
@@ -135,10 +164,28 @@ class StackConfig:
 
     # --- endpoints ------------------------------------------------------------------
 
+    def kafka_node_ports(self) -> list[KafkaPorts]:
+        """The ports of each Kafka node, node 1 first."""
+        every = [
+            KafkaPorts(self.kafka_port, self.kafka_controller_port, self.kafka_worker_port),
+            KafkaPorts(self.kafka_node2_port, self.kafka_node2_controller_port, self.kafka_node2_worker_port),
+            KafkaPorts(self.kafka_node3_port, self.kafka_node3_controller_port, self.kafka_node3_worker_port),
+        ]
+        return every[: self.kafka_nodes]
+
     @property
     def kafka_bootstrap(self) -> str:
-        """Bootstrap servers for clients."""
-        return f"127.0.0.1:{self.kafka_port}"
+        """Bootstrap servers for the API, the tests and the tools: every node's client listener."""
+        return ",".join(f"127.0.0.1:{p.broker}" for p in self.kafka_node_ports())
+
+    @property
+    def kafka_worker_bootstrap(self) -> str:
+        """The worker's bootstrap servers: its own listener on every node, so that a test can
+        cut the worker off Kafka (iptables on these ports) while the API keeps publishing. The
+        docker backend's Kafka image has the clients' listener only."""
+        if self.backend == "docker":
+            return self.kafka_bootstrap
+        return ",".join(f"127.0.0.1:{p.worker}" for p in self.kafka_node_ports())
 
     @property
     def mongo_uri(self) -> str:
@@ -208,7 +255,7 @@ class StackConfig:
     def worker_env(self) -> dict[str, str]:
         """What manifests/app/metadata-worker.yaml sets, with local values."""
         env = {
-            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_worker_bootstrap,
             "KAFKA_TOPIC": names.TOPIC,
             "KAFKA_DLQ_TOPIC": names.DLQ_TOPIC,
             "KAFKA_GROUP_ID": names.CONSUMER_GROUP,

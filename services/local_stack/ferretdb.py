@@ -156,8 +156,7 @@ def index_id_lookups(cfg: StackConfig) -> None:
         for name in ID_LOOKUP_COLLECTIONS:
             table = tables[name]  # FerretDB's own name for it, e.g. gpu_metadata_d796492b
             conn.execute(
-                f'CREATE INDEX IF NOT EXISTS "{table}__id_lookup" '
-                f"ON \"{table}\" (_ferretdb_sjson->'$._id')"
+                f'CREATE INDEX IF NOT EXISTS "{table}__id_lookup" ON "{table}" (_ferretdb_sjson->\'$._id\')'
             )
         conn.commit()
 

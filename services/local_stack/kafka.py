@@ -1,4 +1,5 @@
-"""Apache Kafka, single node in KRaft mode (broker + controller), from the official jars.
+"""Apache Kafka in KRaft mode, from the official jars: one combined broker+controller node,
+or three (``CA4_LOCAL_KAFKA_NODES=3``) replicating every topic as the cluster does.
 
 The jars come from Maven Central through ``mvn dependency:copy-dependencies`` on
 ``kafka-pom.xml`` and are cached per version. The storage folder is formatted once with a
@@ -7,7 +8,9 @@ fixed cluster id; a later start reuses it.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import functools
 import os
 import time
 from pathlib import Path
@@ -63,27 +66,44 @@ def maven_jars(pom: Path, libs: Path, must_have: str, log_file: Path) -> Path:
     return libs
 
 
-def server_properties(cfg: StackConfig) -> str:
-    """The broker configuration for one combined broker+controller node."""
-    data = cfg.data_dir("kafka")
+def node_name(node: int) -> str:
+    """Node 1 is ``kafka`` (its process, log and data folder), the others ``kafka-<n>``."""
+    return "kafka" if node == 1 else f"kafka-{node}"
+
+
+def server_properties(cfg: StackConfig, node: int = 1) -> str:
+    """The configuration of combined broker+controller ``node`` (1-based) of ``cfg.kafka_nodes``.
+
+    With three nodes it is the cluster's StatefulSet: every topic replicated three times, and
+    ``min.insync.replicas=2``, so an ``acks=all`` write survives one broker down and is refused
+    (NOT_ENOUGH_REPLICAS) with two down, never acknowledged unreplicated.
+    """
+    ports = cfg.kafka_node_ports()[node - 1]
+    voters = ",".join(f"{i}@127.0.0.1:{p.controller}" for i, p in enumerate(cfg.kafka_node_ports(), start=1))
+    # the worker has a listener of its own, so that a test can cut it off Kafka alone
+    listeners = [("PLAINTEXT", ports.broker), ("CONTROLLER", ports.controller), ("WORKER", ports.worker)]
+    advertised = [(name, port) for name, port in listeners if name != "CONTROLLER"]
+    replicas = cfg.kafka_nodes
+    min_isr = 2 if replicas >= 3 else 1
     return "\n".join(
         [
             "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.voters=1@127.0.0.1:{cfg.kafka_controller_port}",
-            f"listeners=PLAINTEXT://127.0.0.1:{cfg.kafka_port},CONTROLLER://127.0.0.1:{cfg.kafka_controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{cfg.kafka_port}",
+            f"node.id={node}",
+            f"controller.quorum.voters={voters}",
+            "listeners=" + ",".join(f"{name}://127.0.0.1:{port}" for name, port in listeners),
+            "advertised.listeners=" + ",".join(f"{n}://127.0.0.1:{p}" for n, p in advertised),
             "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,WORKER:PLAINTEXT",
             "inter.broker.listener.name=PLAINTEXT",
-            f"log.dirs={data}",
-            # a single node: internal topics cannot have more replicas than brokers
-            "offsets.topic.replication.factor=1",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1",
-            "share.coordinator.state.topic.min.isr=1",
-            "min.insync.replicas=1",
+            f"log.dirs={cfg.data_dir(node_name(node))}",
+            # internal topics cannot have more replicas than there are brokers
+            f"offsets.topic.replication.factor={replicas}",
+            f"transaction.state.log.replication.factor={replicas}",
+            f"transaction.state.log.min.isr={min_isr}",
+            f"share.coordinator.state.topic.replication.factor={replicas}",
+            f"share.coordinator.state.topic.min.isr={min_isr}",
+            f"default.replication.factor={replicas}",
+            f"min.insync.replicas={min_isr}",
             # topics are created on purpose (names.TOPIC, names.DLQ_TOPIC), never by a typo
             "auto.create.topics.enable=false",
             "group.initial.rebalance.delay.ms=0",
@@ -95,75 +115,105 @@ def server_properties(cfg: StackConfig) -> str:
 
 
 def process(cfg: StackConfig) -> Process:
-    """The broker's process handle."""
-    return Process("kafka", cfg.run_dir, cfg.logs_dir)
+    """Node 1's process handle (the only node unless ``kafka_nodes`` is 3)."""
+    return node_process(cfg, 1)
+
+
+def node_process(cfg: StackConfig, node: int) -> Process:
+    """One node's process handle."""
+    return Process(node_name(node), cfg.run_dir, cfg.logs_dir)
+
+
+def _nodes(cfg: StackConfig) -> range:
+    return range(1, cfg.kafka_nodes + 1)
 
 
 def start(cfg: StackConfig) -> None:
-    """Format storage on first use, start the broker, wait for it and create the topics."""
-    proc = process(cfg)
-    if proc.alive():
-        print(f"kafka already running (pid {proc.pid()}) on {cfg.kafka_bootstrap}", flush=True)
+    """Format storage on first use, start every node, wait for all of them, create the topics.
+
+    The nodes start together and are waited for afterwards: with three controllers none is
+    ready before a majority of them runs.
+    """
+    down = [n for n in _nodes(cfg) if not node_process(cfg, n).alive()]
+    if not down:
+        print(f"kafka already running (pid {process(cfg).pid()}) on {cfg.kafka_bootstrap}", flush=True)
         ensure_topics(cfg)
         return
-    require_free_port(cfg, "kafka_port")
+    for node in down:
+        prefix = "kafka" if node == 1 else f"kafka_node{node}"
+        for field in (f"{prefix}_port", f"{prefix}_controller_port", f"{prefix}_worker_port"):
+            require_free_port(cfg, field)
     java = prereqs.require_java("the Kafka broker")
     libs = ensure_jars(cfg)
-    conf_dir = cfg.state_dir / "conf"
-    conf_dir.mkdir(parents=True, exist_ok=True)
-    props = conf_dir / "kafka-server.properties"
-    props.write_text(server_properties(cfg))
-    classpath = f"{libs}/*"
-    data = cfg.data_dir("kafka")
-    if not (data / "meta.properties").exists():
-        with step(f"formatting Kafka storage in {data} (cluster id {KAFKA_CLUSTER_ID})"):
-            data.mkdir(parents=True, exist_ok=True)
-            run_checked(
-                [
-                    java,
-                    "-cp",
-                    classpath,
-                    "kafka.tools.StorageTool",
-                    "format",
-                    "-t",
-                    KAFKA_CLUSTER_ID,
-                    "-c",
-                    str(props),
-                ],
-                "kafka storage format",
-                log_file=proc.log_file,
-            )
-    env = {**os.environ}
-    with step(f"starting Kafka {kafka_version()} (KRaft) on {cfg.kafka_bootstrap}"):
-        proc.start(
-            [
-                java,
-                "-Xms128m",
-                f"-Xmx{cfg.kafka_heap}",
-                "-XX:+UseG1GC",
-                "-Djava.awt.headless=true",
-                f"-Dlog4j2.configurationFile={KAFKA_LOG4J}",
-                "-cp",
-                classpath,
-                "kafka.Kafka",
-                str(props),
-            ],
-            env,
-        )
-        wait_until(lambda: port_open(cfg.kafka_port), 90, "kafka", proc.log_file, proc)
-        wait_until(lambda: ready(cfg), 60, "kafka metadata", proc.log_file, proc)
+    nodes = f"{cfg.kafka_nodes} nodes" if cfg.kafka_nodes > 1 else "KRaft"
+    with step(f"starting Kafka {kafka_version()} ({nodes}) on {cfg.kafka_bootstrap}"):
+        for node in down:
+            start_node(cfg, node, java=java, libs=libs, wait=False)
+        for node in down:
+            broker = cfg.kafka_node_ports()[node - 1].broker
+            proc = node_process(cfg, node)
+            wait_until(functools.partial(port_open, broker), 90, node_name(node), proc.log_file, proc)
+        wait_until(lambda: ready(cfg), 60, "kafka metadata", process(cfg).log_file, process(cfg))
     ensure_topics(cfg)
 
 
+def start_node(
+    cfg: StackConfig, node: int, *, java: str | None = None, libs: Path | None = None, wait: bool = True
+) -> None:
+    """Start one node (formatting its storage on first use); with ``wait``, until its port answers."""
+    java = java or prereqs.require_java("the Kafka broker")
+    libs = libs or ensure_jars(cfg)
+    proc = node_process(cfg, node)
+    conf_dir = cfg.state_dir / "conf"
+    conf_dir.mkdir(parents=True, exist_ok=True)
+    props = conf_dir / f"{node_name(node)}-server.properties"
+    props.write_text(server_properties(cfg, node))
+    classpath = f"{libs}/*"
+    data = cfg.data_dir(node_name(node))
+    if not (data / "meta.properties").exists():
+        data.mkdir(parents=True, exist_ok=True)
+        run_checked(
+            [
+                java,
+                "-cp",
+                classpath,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                KAFKA_CLUSTER_ID,
+                "-c",
+                str(props),
+            ],
+            f"kafka storage format ({node_name(node)})",
+            log_file=proc.log_file,
+        )
+    argv = [
+        java,
+        "-Xms128m",
+        f"-Xmx{cfg.kafka_heap}",
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={KAFKA_LOG4J}",
+        "-cp",
+        classpath,
+        "kafka.Kafka",
+        str(props),
+    ]
+    proc.start(argv, {**os.environ})
+    if wait:
+        broker = cfg.kafka_node_ports()[node - 1].broker
+        wait_until(lambda: port_open(broker), 90, node_name(node), proc.log_file, proc)
+
+
 def ready(cfg: StackConfig) -> bool:
-    """True when the broker answers a metadata request."""
+    """True when the brokers answer a metadata request and every node is in it."""
     try:
         admin = KafkaAdminClient(bootstrap_servers=cfg.kafka_bootstrap, request_timeout_ms=3000)
     except KafkaError:
         return False
     try:
         admin.list_topics()
-        return True
+        return len(admin.describe_cluster().get("brokers", [])) >= cfg.kafka_nodes
     except KafkaError:
         return False
     finally:
@@ -176,7 +226,11 @@ def ensure_topics(cfg: StackConfig) -> None:
     admin = KafkaAdminClient(bootstrap_servers=cfg.kafka_bootstrap, request_timeout_ms=10000)
     try:
         existing = set(admin.list_topics())
-        missing = [NewTopic(t, p, 1) for t, p in wanted.items() if t not in existing]
+        # min.insync.replicas on the topics too, as the cluster's create-topics.sh sets it
+        isr = {"min.insync.replicas": "2" if cfg.kafka_nodes >= 3 else "1"}
+        missing = [
+            NewTopic(t, p, cfg.kafka_nodes, topic_configs=isr) for t, p in wanted.items() if t not in existing
+        ]
         if missing:
             with step(
                 "creating topics " + ", ".join(f"{t.name} ({t.num_partitions} partitions)" for t in missing)
@@ -193,5 +247,8 @@ def ensure_topics(cfg: StackConfig) -> None:
 
 
 def stop(cfg: StackConfig) -> bool:
-    """Controlled shutdown (SIGTERM), SIGKILL after 30 s."""
-    return process(cfg).stop(timeout=30)
+    """Controlled shutdown (SIGTERM) of every node, SIGKILL after 30 s; True if any was running."""
+    # all at once: stopped one by one, the last nodes would wait for a controller quorum that is gone
+    with concurrent.futures.ThreadPoolExecutor(max_workers=cfg.kafka_nodes) as pool:
+        stopped = list(pool.map(lambda n: node_process(cfg, n).stop(timeout=30), _nodes(cfg)))
+    return any(stopped)

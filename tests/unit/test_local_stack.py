@@ -29,9 +29,56 @@ def test_the_pinned_kafka_version_comes_from_the_pom() -> None:
 def test_broker_config_is_single_node_kraft_on_loopback(cfg: StackConfig) -> None:
     props = dict(line.split("=", 1) for line in kafka.server_properties(cfg).splitlines() if line)
     assert props["process.roles"] == "broker,controller"
-    assert props["listeners"] == "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"
+    assert (
+        props["listeners"] == "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093,WORKER://127.0.0.1:9094"
+    )
+    assert props["advertised.listeners"] == "PLAINTEXT://127.0.0.1:9092,WORKER://127.0.0.1:9094"
     assert props["offsets.topic.replication.factor"] == "1"
     assert props["auto.create.topics.enable"] == "false", "topics are created on purpose only"
+
+
+def test_three_nodes_replicate_every_topic_three_times_with_two_in_sync(cfg: StackConfig) -> None:
+    three = replace(cfg, kafka_nodes=3)
+    nodes = [
+        dict(line.split("=", 1) for line in kafka.server_properties(three, n).splitlines() if line)
+        for n in (1, 2, 3)
+    ]
+    voters = "1@127.0.0.1:9093,2@127.0.0.1:9193,3@127.0.0.1:9293"
+    assert [p["node.id"] for p in nodes] == ["1", "2", "3"]
+    assert all(p["controller.quorum.voters"] == voters for p in nodes), [
+        p["controller.quorum.voters"] for p in nodes
+    ]
+    assert (
+        nodes[2]["listeners"]
+        == "PLAINTEXT://127.0.0.1:9292,CONTROLLER://127.0.0.1:9293,WORKER://127.0.0.1:9294"
+    )
+    assert len({p["log.dirs"] for p in nodes}) == 3, "each node keeps its own data folder"
+    for p in nodes:
+        got = (
+            p["default.replication.factor"],
+            p["offsets.topic.replication.factor"],
+            p["min.insync.replicas"],
+        )
+        assert got == ("3", "3", "2"), (
+            f"node {p['node.id']}: replication, offsets replication, min ISR = {got}"
+        )
+    assert three.kafka_bootstrap == "127.0.0.1:9092,127.0.0.1:9192,127.0.0.1:9292"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"), [("2", "must be 1 or 3, not 2"), ("three", "must be 1 or 3, not 'three'")]
+)
+def test_a_kafka_node_count_other_than_1_or_3_is_refused_by_name(
+    raw: str, message: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CA4_LOCAL_KAFKA_NODES", raw)
+    with pytest.raises(ValueError, match=f"CA4_LOCAL_KAFKA_NODES {message}"):
+        StackConfig.from_env(tmp_path)
+
+
+def test_three_kafka_nodes_need_the_native_backend(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="CA4_LOCAL_KAFKA_NODES=3 needs the native backend"):
+        StackConfig(state_dir=tmp_path, cache_dir=tmp_path, backend="docker", kafka_nodes=3)
 
 
 def test_the_api_token_is_generated_once_with_mode_600(cfg: StackConfig) -> None:
@@ -52,6 +99,10 @@ def test_services_get_the_contract_variables(cfg: StackConfig) -> None:
     }
     assert worker["MONGO_URI"] == "mongodb://127.0.0.1:27017/" and worker["ARCHIVE_ENABLED"] == "true"
     assert worker["KAFKA_GROUP_ID"] == "ca4-metadata-worker"
+    assert (api["KAFKA_BOOTSTRAP_SERVERS"], worker["KAFKA_BOOTSTRAP_SERVERS"]) == (
+        "127.0.0.1:9092",
+        "127.0.0.1:9094",
+    ), "the worker reaches Kafka on its own listener, the API on the clients' one"
 
 
 def test_ports_can_be_overridden_from_the_environment(
