@@ -1,9 +1,14 @@
-"""A loopback TCP proxy that fault-injection tests switch off and on.
+"""A loopback TCP proxy that fault-injection tests switch off and on, slow down, or cut.
 
 ``down()`` closes the listening socket and resets every open connection, so clients see
 "connection refused" at once (an endpoint that is gone) instead of hanging; ``up()``
 listens again on the same port. The upstream server and its data are untouched, which
 matters for moto: restarting it would lose every archived object.
+
+``latency_s`` delays every answer (upstream to client) by that much, as a slow network or
+an overloaded server would. ``cut_replies_to_writes(min_bytes, times)`` lets a large request
+through and resets the connection instead of delivering its answer: the server did the work
+(a bulk insert landed, whole or in part), the client never heard back and must retry.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import contextlib
 import socket
 import struct
 import threading
+import time
 
 
 class TcpProxy:
@@ -26,6 +32,16 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._conns: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self.latency_s = 0.0
+        self._cut_min_bytes = 0
+        self._cuts_left = 0
+        self.cuts = 0  # answers not delivered so far
+        self._doomed: set[socket.socket] = set()  # client sockets whose next answer is cut
+
+    def cut_replies_to_writes(self, min_bytes: int, times: int = 1) -> None:
+        """The next ``times`` requests of at least ``min_bytes`` reach the server; their answers do not."""
+        with self._lock:
+            self._cut_min_bytes, self._cuts_left = min_bytes, times
 
     def up(self) -> None:
         """Start accepting (idempotent)."""
@@ -48,15 +64,7 @@ class TcpProxy:
         with self._lock:
             conns, self._conns = self._conns, set()
         for conn in conns:
-            # LINGER 0 turns the close into a reset (no FIN); shutting the read side first wakes
-            # the pipe thread blocked in recv() on this socket: a bare close() from another
-            # thread would not, and the connection would live on until the peer sent something
-            with contextlib.suppress(OSError):
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RD)
-            with contextlib.suppress(OSError):
-                conn.close()
+            _reset(conn)
 
     def _accept(self, listener: socket.socket) -> None:
         while True:
@@ -72,12 +80,21 @@ class TcpProxy:
             upstream.settimeout(None)
             with self._lock:
                 self._conns |= {client, upstream}
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(client, upstream, client, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, client, True), daemon=True).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, client: socket.socket, answers: bool) -> None:
         try:
             while data := src.recv(65536):
+                if answers:
+                    if self._cut(client):
+                        _reset(client)
+                        _reset(src)
+                        return
+                    if self.latency_s:
+                        time.sleep(self.latency_s)
+                else:
+                    self._watch(client, len(data))
                 dst.sendall(data)
         except OSError:
             pass
@@ -87,3 +104,30 @@ class TcpProxy:
                     s.close()
             with self._lock:
                 self._conns -= {src, dst}
+
+    def _watch(self, client: socket.socket, size: int) -> None:
+        """A request chunk from ``client``: a large one dooms its answer while cuts are armed."""
+        with self._lock:
+            if self._cuts_left > 0 and size >= self._cut_min_bytes:
+                self._cuts_left -= 1
+                self._doomed.add(client)
+
+    def _cut(self, client: socket.socket) -> bool:
+        with self._lock:
+            if client not in self._doomed:
+                return False
+            self._doomed.discard(client)
+            self.cuts += 1
+            return True
+
+
+def _reset(conn: socket.socket) -> None:
+    # LINGER 0 turns the close into a reset (no FIN); shutting the read side first wakes the
+    # pipe thread blocked in recv() on this socket: a bare close() from another thread would
+    # not, and the connection would live on until the peer sent something
+    with contextlib.suppress(OSError):
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):
+        conn.shutdown(socket.SHUT_RD)
+    with contextlib.suppress(OSError):
+        conn.close()
