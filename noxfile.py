@@ -271,7 +271,14 @@ def reliability(session: nox.Session) -> None:
     """Fault injection, hostile input and a benchmark smoke run, at smoke scale (part of make test)."""
     install(session, "test", "fuzz")
     session.run(
-        "pytest", "tests/reliability", "tests/bench", *session.posargs, env={"CA4_RELIABILITY_SCALE": "smoke"}
+        "pytest",
+        "tests/reliability",
+        "tests/soak",
+        "tests/bench",
+        "-m",
+        "not full_scale",
+        *session.posargs,
+        env={"CA4_RELIABILITY_SCALE": "smoke", "CA4_SOAK_MINUTES": "1"},
     )
 
 
@@ -286,6 +293,22 @@ def chaos(session: nox.Session) -> None:
         "timeout=1800",
         *session.posargs,
         env={"CA4_RELIABILITY_SCALE": "full"},
+    )
+
+
+@nox.session(python=PYTHON)
+def soak(session: nox.Session) -> None:
+    """20 minutes at 200 events/s, archive on: memory and p99 per minute, every event stored once."""
+    install(session, "test")
+    minutes = os.environ.get("CA4_SOAK_MINUTES", "20")
+    timeout = str(int(minutes) * 60 + 900) if minutes.isdigit() else "2100"
+    session.run(
+        "pytest",
+        "tests/soak",
+        "-o",
+        f"timeout={timeout}",
+        *session.posargs,
+        env={"CA4_SOAK_MINUTES": minutes},
     )
 
 

@@ -67,6 +67,7 @@ FOLDER_MARKS = {
     "k8s": "k8s",
     "monitoring": "monitoring",
     "ssh": "ssh",
+    "soak": "soak",
 }
 
 

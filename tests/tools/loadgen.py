@@ -77,6 +77,8 @@ def argv(
     out: Path | str = "",
     run: str | None = None,
     max_seconds: float = 300.0,
+    first_seq: int = 0,
+    start_at: float = 0.0,
 ) -> list[str]:
     """The command line that runs the generator in its own process (this interpreter)."""
     return [
@@ -84,6 +86,8 @@ def argv(
         "--events", str(events), "--batch", str(batch), "--concurrency", str(concurrency),
         "--rate", str(rate), "--out", str(out), "--max-seconds", str(max_seconds),
         *(["--run", run] if run else []),
+        *(["--first-seq", str(first_seq)] if first_seq else []),
+        *(["--start-at", repr(start_at)] if start_at else []),
     ]  # fmt: skip
 
 
@@ -119,9 +123,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     # API and must not spend the measured time building JSON
     queue: asyncio.Queue[tuple[int, list[str], bytes]] = asyncio.Queue()
     for start in range(0, args.events, args.batch):
-        batch = make_events(args.run, min(args.batch, args.events - start), start, base)
+        batch = make_events(args.run, min(args.batch, args.events - start), args.first_seq + start, base)
         body = batch[0] if args.batch == 1 else {"events": batch}
         queue.put_nowait((start, [e["event_id"] for e in batch], json.dumps(body).encode()))
+    if args.start_at:
+        # a soak chains generators: this one starts its clock when the previous one ends
+        await asyncio.sleep(min(max(0.0, args.start_at - time.time()), 600.0))
+        pacer = Pacer(args.rate)
+        deadline = time.monotonic() + args.max_seconds
     statuses: dict[str, int] = {}
     sent_events = acked = refused = 0
     latencies: list[float] = []
@@ -207,6 +216,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default="", help="JSON lines, one per request")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
     p.add_argument("--max-seconds", type=float, default=600.0, help="stop sending after this long")
+    p.add_argument("--first-seq", type=int, default=0, help="workload.seq of the first event (chained runs)")
+    p.add_argument(
+        "--start-at", type=float, default=0.0, help="Unix time to start sending at (at most 600 s away)"
+    )
     args = p.parse_args(argv)
     host = httpx.URL(args.url).host
     if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
