@@ -9,6 +9,7 @@ lives in its own temporary folder, so it runs beside a developer's own `make loc
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,10 +22,9 @@ from local_stack.config import StackConfig
 from tests.integration.support import Stack, h200_events
 
 
-@pytest.fixture(scope="session")
-def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Start Kafka, FerretDB, moto, the worker and the API once; stop them after the session."""
-    cfg = StackConfig.ephemeral(tmp_path_factory.mktemp("ca4-stack"))
+@contextlib.contextmanager
+def running(cfg: StackConfig) -> Iterator[Stack]:
+    """The stack of ``cfg`` up for the block (down again even if it failed to come up)."""
     try:
         stack.up(cfg)
     except Exception:
@@ -38,6 +38,13 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     finally:
         mongo.close()
         stack.down(cfg)
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Start Kafka, FerretDB, moto, the worker and the API once; stop them after the session."""
+    with running(StackConfig.ephemeral(tmp_path_factory.mktemp("ca4-stack"))) as started:
+        yield started
 
 
 @pytest.fixture

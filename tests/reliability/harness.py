@@ -50,9 +50,11 @@ from tests.integration.support import (
     eventually,
     log_lines,
     log_offset,
+    reconfigured,
     topic_records,
 )
 from tests.tools import loadgen
+from tests.tools.tcpproxy import TcpProxy
 
 SETTLE_TIMEOUT_S = 180.0
 FLOWING_TIMEOUT_S = 60.0
@@ -221,6 +223,16 @@ class Reliability:
             log_offset(self.stack.cfg, "worker"),
         )
 
+    def under_load(
+        self, name: str, share: float = 0.5, concurrency: int = 4, lead_s: float = 1.0
+    ) -> tuple[Run, Stream]:
+        """A new run streaming at ``share`` of the scale's rate, ``lead_s`` into its stream: where a
+        fault scenario injects its fault (the pipeline is carrying events by then)."""
+        run = self.begin(name)
+        stream = self.stream(run, rate=self.scale.rate * share, concurrency=concurrency)
+        time.sleep(lead_s)
+        return run, stream
+
     def events(self, run: Run, count: int, start: int = 0) -> list[dict[str, Any]]:
         """Event bodies ``start`` .. ``start + count - 1`` of the run, as the load generator makes them."""
         return loadgen.make_events(run.id, count, start)
@@ -382,6 +394,25 @@ def moved(offsets: list[dict[int, int]]) -> list[int]:
         return []
     first, last = offsets[0], offsets[-1]
     return sorted(p for p in first.keys() | last.keys() if first.get(p) != last.get(p))
+
+
+@contextlib.contextmanager
+def worker_through_proxy(
+    stack: Stack, upstream_port: int, env: Callable[[int], dict[str, str]]
+) -> Iterator[TcpProxy]:
+    """The worker restarted to reach one server through a proxy (``env(proxy_port)``: the
+    variables that point it there) that a test can switch off, slow down or cut; healed
+    before the worker goes back to the contract, so it drains and stops normally."""
+    proxy = TcpProxy(upstream_port)
+    proxy.up()
+    try:
+        with reconfigured(stack.cfg, "worker", env(proxy.port)):
+            try:
+                yield proxy
+            finally:
+                proxy.heal()
+    finally:
+        proxy.down()
 
 
 @contextlib.contextmanager

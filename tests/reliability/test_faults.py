@@ -21,7 +21,7 @@ import pytest
 
 from ca4_events import names
 from local_stack import pipeline
-from tests.integration.support import component_down, eventually, reconfigured, stopped
+from tests.integration.support import component_down, eventually, stopped
 from tests.reliability.harness import (
     SETTLE_TIMEOUT_S,
     Reliability,
@@ -30,6 +30,7 @@ from tests.reliability.harness import (
     moved,
     sampled,
     second_worker,
+    worker_through_proxy,
 )
 from tests.tools.tcpproxy import TcpProxy
 
@@ -76,11 +77,9 @@ def test_worker_killed_at_random_moments_loses_nothing(reliability: Reliability)
 
 def test_kafka_stopped_during_ingest_gets_503_and_loses_nothing(reliability: Reliability) -> None:
     cfg = reliability.stack.cfg
-    run = reliability.begin("kafka")
     # requests already waiting for Kafka's ack hold their slot for up to the publish timeout;
     # enough concurrency keeps new requests arriving during the outage, which must get 503
-    stream = reliability.stream(run, rate=reliability.scale.rate / 2, concurrency=16)
-    time.sleep(1.0)
+    run, stream = reliability.under_load("kafka", concurrency=16)
     with component_down(cfg, "kafka"):
         time.sleep(reliability.scale.outage_s)
     result = stream.wait()
@@ -105,9 +104,7 @@ def assert_held_through(
 ) -> None:
     """A sink down under a half-rate stream: once the worker says it is not ready, for the
     outage's length no offset may move and /readyz must stay not ready; then nothing is lost."""
-    run = reliability.begin(name)
-    stream = reliability.stream(run, rate=reliability.scale.rate / 2)
-    time.sleep(1.0)
+    run, stream = reliability.under_load(name)
     with outage:
         # the worker notices at its next write, ping or flush (a timeout later)
         eventually("the worker reporting not ready", lambda: not reliability.worker_ready(), NOTICE_S)
@@ -162,17 +159,10 @@ def test_a_second_worker_joining_and_leaving_under_load_loses_nothing(reliabilit
 def s3_proxy(reliability: Reliability) -> Iterator[TcpProxy]:
     """The worker talks to moto through a proxy the test can switch off (moto keeps its data)."""
     cfg = reliability.stack.cfg
-    proxy = TcpProxy(cfg.s3_port)
-    proxy.up()
-    try:
-        # the worker is back on moto directly afterwards, whatever happened
-        with reconfigured(cfg, "worker", {"S3_ENDPOINT_URL": f"http://127.0.0.1:{proxy.port}"}):
-            try:
-                yield proxy
-            finally:
-                proxy.up()  # the worker flushes its archive on the way out
-    finally:
-        proxy.down()
+    with worker_through_proxy(
+        reliability.stack, cfg.s3_port, lambda port: {"S3_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+    ) as proxy:
+        yield proxy
 
 
 @contextlib.contextmanager

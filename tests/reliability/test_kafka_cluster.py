@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 from kafka import KafkaAdminClient
-from pymongo import MongoClient
 
 from ca4_events import names
-from local_stack import kafka, stack
+from local_stack import kafka
 from local_stack.config import StackConfig
-from tests.integration.support import Stack, eventually, topic_records
+from tests.integration.support import eventually, header, topic_records
 from tests.reliability.harness import Reliability, StreamResult, sampled
 from tests.reliability.test_faults import assert_nothing_lost
+from tests.stack_fixtures import running
 
 RECOVERY_S = 90.0  # a restarted node back in the quorum and the ISR, bounded
 
@@ -31,21 +31,10 @@ RECOVERY_S = 90.0  # a restarted node back in the quorum and the ISR, bounded
 def cluster(reliability: Reliability, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reliability]:
     """A three-node local stack and a harness on it that writes into the session's report."""
     cfg = StackConfig.ephemeral(tmp_path_factory.mktemp("ca4-kafka-3"), kafka_nodes=3)
-    try:
-        stack.up(cfg)
-    except Exception:
-        stack.down(cfg)
-        raise
-    mongo: MongoClient[dict[str, Any]] = MongoClient(
-        cfg.mongo_uri, tz_aware=True, serverSelectionTimeoutMS=5000
-    )
-    try:
-        harness = Reliability(Stack(cfg, mongo), reliability.scale, tmp_path_factory.mktemp("cluster"))
+    with running(cfg) as three:
+        harness = Reliability(three, reliability.scale, tmp_path_factory.mktemp("cluster"))
         harness.rows = reliability.rows
         yield harness
-    finally:
-        mongo.close()
-        stack.down(cfg)
 
 
 def kill(cfg: StackConfig, node: int) -> None:
@@ -84,9 +73,7 @@ def acknowledged_between(result: StreamResult, start: float, end: float) -> list
 
 def test_one_broker_killed_under_load_keeps_the_api_answering(cluster: Reliability) -> None:
     cfg = cluster.stack.cfg
-    run = cluster.begin("broker-kill")
-    stream = cluster.stream(run, rate=cluster.scale.rate / 2, concurrency=8)
-    time.sleep(1.0)
+    run, stream = cluster.under_load("broker-kill", concurrency=8)
     victim = 2
     kill(cfg, victim)
     time.sleep(cluster.scale.outage_s)
@@ -117,9 +104,7 @@ def test_one_broker_killed_under_load_keeps_the_api_answering(cluster: Reliabili
 @pytest.mark.full_scale
 def test_the_partition_leaders_broker_killed_while_the_worker_consumes(cluster: Reliability) -> None:
     cfg = cluster.stack.cfg
-    run = cluster.begin("leader-kill")
-    stream = cluster.stream(run, rate=cluster.scale.rate / 2, concurrency=8)
-    time.sleep(1.0)
+    run, stream = cluster.under_load("leader-kill", concurrency=8)
     led = leaders(cfg)
     victim = max(set(led.values()), key=list(led.values()).count)  # the node leading most partitions
     with sampled(cluster.committed) as offsets:
@@ -146,24 +131,17 @@ def test_the_partition_leaders_broker_killed_while_the_worker_consumes(cluster: 
         doc["_id"]
         for doc in cluster.stack.db[names.COLLECTION_EVENTS].find({"source.tags.run": run.id}, {"_id": 1})
     }
-    unstored = [rec.offset for rec in below if _event_id(rec) not in stored]
+    unstored = [
+        rec.offset for rec in below if (header(rec, names.HEADER_EVENT_ID) or b"").decode() not in stored
+    ]
     assert below, "no record of the run lies below the committed offsets: the scenario proved nothing"
     assert not unstored, f"offsets committed past records not stored: {unstored[:10]}"
-
-
-def _event_id(record: Any) -> str | None:
-    for key, value in record.headers or []:
-        if key == names.HEADER_EVENT_ID:
-            return bytes(value).decode()
-    return None
 
 
 @pytest.mark.full_scale
 def test_two_of_three_brokers_down_is_503_never_an_unreplicated_202(cluster: Reliability) -> None:
     cfg = cluster.stack.cfg
-    run = cluster.begin("two-down")
-    stream = cluster.stream(run, rate=cluster.scale.rate / 4, concurrency=16)
-    time.sleep(1.0)
+    run, stream = cluster.under_load("two-down", share=0.25, concurrency=16)
     killed_at = time.time()
     kill(cfg, 2)
     kill(cfg, 3)

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.support import eventually, reconfigured
-from tests.reliability.harness import Reliability, moved, sampled
+from tests.integration.support import eventually
+from tests.reliability.harness import Reliability, moved, sampled, worker_through_proxy
 from tests.reliability.test_faults import assert_nothing_lost
 from tests.tools.netfault import partitioned
 from tests.tools.tcpproxy import TcpProxy
@@ -29,25 +29,17 @@ CUTS = 3
 def db_proxy(reliability: Reliability) -> Iterator[TcpProxy]:
     """The worker talks to the database through a proxy the test can slow down or cut."""
     cfg = reliability.stack.cfg
-    proxy = TcpProxy(cfg.mongo_port)
-    proxy.up()
-    try:
-        with reconfigured(cfg, "worker", {"MONGO_URI": f"mongodb://127.0.0.1:{proxy.port}/"}):
-            try:
-                yield proxy
-            finally:
-                proxy.latency_s = 0.0  # the worker drains and stops normally
-    finally:
-        proxy.down()
+    with worker_through_proxy(
+        reliability.stack, cfg.mongo_port, lambda port: {"MONGO_URI": f"mongodb://127.0.0.1:{port}/"}
+    ) as proxy:
+        yield proxy
 
 
 @pytest.mark.full_scale
 def test_two_seconds_of_database_latency_loses_and_duplicates_nothing(
     reliability: Reliability, db_proxy: TcpProxy
 ) -> None:
-    run = reliability.begin("db-latency")
-    stream = reliability.stream(run, rate=reliability.scale.rate / 2)
-    time.sleep(1.0)
+    run, stream = reliability.under_load("db-latency")
     db_proxy.latency_s = DB_LATENCY_S
     with sampled(reliability.worker_ready) as ready:
         time.sleep(reliability.scale.outage_s)
@@ -69,9 +61,7 @@ def test_two_seconds_of_database_latency_loses_and_duplicates_nothing(
 def test_database_connections_cut_after_the_insert_are_retried_without_duplicates(
     reliability: Reliability, db_proxy: TcpProxy
 ) -> None:
-    run = reliability.begin("db-cut")
-    stream = reliability.stream(run, rate=reliability.scale.rate / 2)
-    time.sleep(1.0)
+    run, stream = reliability.under_load("db-cut")
     db_proxy.cut_replies_to_writes(CUT_MIN_BYTES, times=CUTS)
     eventually(f"{CUTS} bulk inserts answered by a reset", lambda: db_proxy.cuts >= CUTS, 60)
     result = stream.wait()
@@ -91,9 +81,7 @@ def test_the_worker_partitioned_from_kafka_for_30_s_resumes_from_its_commits(
     reliability: Reliability,
 ) -> None:
     cfg = reliability.stack.cfg
-    run = reliability.begin("kafka-partition")
-    stream = reliability.stream(run, rate=reliability.scale.rate / 2)
-    time.sleep(1.0)
+    run, stream = reliability.under_load("kafka-partition")
     worker_ports = [ports.worker for ports in cfg.kafka_node_ports()]
     with partitioned(worker_ports, "worker-kafka"), sampled(reliability.committed) as offsets:
         time.sleep(PARTITION_S)

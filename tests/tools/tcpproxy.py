@@ -38,6 +38,14 @@ class TcpProxy:
         self.cuts = 0  # answers not delivered so far
         self._doomed: set[socket.socket] = set()  # client sockets whose next answer is cut
 
+    def heal(self) -> None:
+        """Back to a plain, listening proxy: no latency, no cuts armed."""
+        with self._lock:
+            self._cuts_left = 0
+            self._doomed.clear()
+        self.latency_s = 0.0
+        self.up()
+
     def cut_replies_to_writes(self, min_bytes: int, times: int = 1) -> None:
         """The next ``times`` requests of at least ``min_bytes`` reach the server; their answers do not."""
         with self._lock:
