@@ -11,6 +11,7 @@ is generated from them. ``schema_version`` lets old producers keep working after
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -27,13 +28,13 @@ from pydantic import (
 )
 
 from ca4_events.fields import (
+    INTEGRAL,
     MAX_FRAMEWORKS,
     MAX_TAGS,
     Bytes,
     Celsius,
     Counter,
     Frameworks,
-    Int,
     MHz,
     Name,
     Percent,
@@ -78,7 +79,7 @@ class Source(_Model):
 class HostInfo(_Model):
     """The machine the accelerators are attached to."""
 
-    cpu_count: Annotated[Int, Field(ge=1, le=65_536)] | None = None
+    cpu_count: Annotated[int, Field(ge=1, le=65_536), INTEGRAL] | None = None
     memory_total_bytes: Bytes | None = None
     os: Name | None = Field(default=None, examples=["Linux-6.8.0-x86_64-with-glibc2.35"])
     python_version: ShortText | None = Field(default=None, examples=["3.11.7"])
@@ -100,7 +101,7 @@ class Software(_Model):
 class Process(_Model):
     """A process holding memory on the accelerator."""
 
-    pid: Annotated[Int, Field(ge=0, le=2**31 - 1)]
+    pid: Annotated[int, Field(ge=0, le=2**31 - 1), INTEGRAL]
     name: Name | None = None
     used_memory_bytes: Bytes | None = None
 
@@ -121,7 +122,7 @@ class Accelerator(_Model):
     model_config = ConfigDict(json_schema_extra=_accelerator_schema)
 
     kind: Literal["gpu", "tpu"]
-    index: Annotated[Int, Field(ge=0, le=4096)]
+    index: Annotated[int, Field(ge=0, le=4096), INTEGRAL]
     uuid: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(
         description="Stable device id (NVML UUID for GPUs; host-qualified device id for TPUs).",
         examples=["GPU-bfb5ba6a-db8e-fc7b-5fdc-aeabcd37bce1"],
@@ -164,7 +165,7 @@ class Accelerator(_Model):
     clock_graphics_mhz: MHz | None = None
     clock_sm_max_mhz: MHz | None = None
     clock_memory_max_mhz: MHz | None = None
-    clock_event_reasons_mask: Annotated[Int, Field(ge=0, le=2**64 - 1)] | None = Field(
+    clock_event_reasons_mask: Annotated[int, Field(ge=0, le=2**64 - 1), INTEGRAL] | None = Field(
         default=None,
         description="NVML clocks-event (throttle) reasons bit mask; 0x4 = software power cap.",
     )
@@ -180,16 +181,16 @@ class Accelerator(_Model):
     remapped_rows_failure: bool | None = None
 
     # PCIe
-    pcie_link_gen: Annotated[Int, Field(ge=1, le=16)] | None = None
-    pcie_link_width: Annotated[Int, Field(ge=1, le=64)] | None = None
+    pcie_link_gen: Annotated[int, Field(ge=1, le=16), INTEGRAL] | None = None
+    pcie_link_width: Annotated[int, Field(ge=1, le=64), INTEGRAL] | None = None
 
     processes: list[Process] = Field(default_factory=list, max_length=MAX_PROCESSES)
 
     # TPU (what JAX reports), in the same shape
     device_kind: ShortText | None = Field(default=None, examples=["TPU v5 lite"])
-    device_id: Annotated[Int, Field(ge=0)] | None = None
-    coords: list[Annotated[Int, Field(ge=0, le=65_536)]] | None = Field(default=None, max_length=4)
-    core_on_chip: Annotated[Int, Field(ge=0, le=64)] | None = None
+    device_id: Annotated[int, Field(ge=0), INTEGRAL] | None = None
+    coords: list[Annotated[int, Field(ge=0, le=65_536), INTEGRAL]] | None = Field(default=None, max_length=4)
+    core_on_chip: Annotated[int, Field(ge=0, le=64), INTEGRAL] | None = None
     memory_peak_bytes: Bytes | None = None
 
     unsupported: list[ShortText] = Field(
@@ -209,6 +210,7 @@ class Accelerator(_Model):
         return self
 
 
+@functools.cache
 def _reportable_fields() -> frozenset[str]:
     structural = {"kind", "index", "uuid", "name", "processes", "unsupported"}
     return frozenset(Accelerator.model_fields) - structural

@@ -3,9 +3,12 @@ database accepts, checked by the validator and stated, level by level, in the JS
 
 from __future__ import annotations
 
-import json
+import math
 import re
+from dataclasses import dataclass
 from typing import Any
+
+from pydantic_core import to_json
 
 MAX_WORKLOAD_BYTES = 16 * 1024
 MAX_WORKLOAD_DEPTH = 8
@@ -74,43 +77,50 @@ def workload_schema(depth: int = MAX_WORKLOAD_DEPTH) -> dict[str, Any]:
     }
 
 
-def _bad_key(value: Any, path: str = "workload") -> str | None:
-    """The first key (by path) that a Mongo-compatible database would refuse, if any."""
+@dataclass
+class _Scan:
+    """What one walk over a workload found: its depth and the first refused key, by path."""
+
+    depth: int = 0
+    bad_key: str | None = None
+    not_finite: bool = False
+
+
+def _scan(value: Any, found: _Scan, path: str = "workload", level: int = 1) -> None:
+    """Walk the workload once (it is validated on every event): depth, keys, NaN/Infinity.
+
+    Stops descending past the depth limit, so an absurdly nested value costs no more.
+    """
+    if isinstance(value, float):
+        found.not_finite = found.not_finite or not math.isfinite(value)
+        return
+    if not isinstance(value, dict | list) or level > MAX_WORKLOAD_DEPTH + 1:
+        return
+    found.depth = max(found.depth, level)
     if isinstance(value, dict):
         for key, item in value.items():
-            if not _DB_KEY.fullmatch(key):
-                return f"{path}.{key!r}"
-            found = _bad_key(item, f"{path}.{key}")
-            if found:
-                return found
-    elif isinstance(value, list):
+            if found.bad_key is None and not _DB_KEY.fullmatch(key):
+                found.bad_key = f"{path}.{key!r}"
+            _scan(item, found, f"{path}.{key}", level + 1)
+    else:
         for i, item in enumerate(value):
-            found = _bad_key(item, f"{path}[{i}]")
-            if found:
-                return found
-    return None
-
-
-def _json_depth(value: Any, limit: int) -> int:
-    """Nesting depth in containers (objects and arrays); scalars add nothing. Stops past ``limit``."""
-    if not isinstance(value, dict | list) or limit < 0:
-        return 0
-    children = value.values() if isinstance(value, dict) else value
-    return 1 + max((_json_depth(child, limit - 1) for child in children), default=0)
+            _scan(item, found, f"{path}[{i}]", level + 1)
 
 
 def check_workload(value: dict[str, Any]) -> None:
     """Raise ``ValueError`` naming the limit a workload breaks: depth, size, or a database-refused key."""
-    if _json_depth(value, MAX_WORKLOAD_DEPTH) > MAX_WORKLOAD_DEPTH:
+    found = _Scan()
+    _scan(value, found)
+    if found.depth > MAX_WORKLOAD_DEPTH:
         raise ValueError(f"workload is nested deeper than {MAX_WORKLOAD_DEPTH} levels")
-    try:
-        size = len(json.dumps(value, separators=(",", ":"), default=str, allow_nan=False))
-    except ValueError:
-        raise ValueError("workload holds NaN or Infinity, which JSON does not allow") from None
+    if found.not_finite:
+        raise ValueError("workload holds NaN or Infinity, which JSON does not allow")
+    # its size as compact JSON, non-ASCII escaped as json.dumps does, counted in Rust
+    size = len(to_json(value, ensure_ascii=True, fallback=str))
     if size > MAX_WORKLOAD_BYTES:
         raise ValueError(f"workload is {size} bytes as JSON; the limit is {MAX_WORKLOAD_BYTES}")
-    bad = _bad_key(value)
-    if bad:
+    if found.bad_key:
         raise ValueError(
-            f"key {bad} is empty, contains '.' or NUL, or starts with '$', which the database refuses"
+            f"key {found.bad_key} is empty, contains '.' or NUL, or starts with '$', "
+            "which the database refuses"
         )

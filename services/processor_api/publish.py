@@ -16,6 +16,9 @@ from processor_api import metrics
 from processor_api.config import Settings
 from processor_api.publishers import KafkaUnavailable, OutRecord, Publisher
 
+# the model's serializer called directly: model_dump_json's Python wrapper is 20 % of a dump
+_SERIALIZER = GpuMetadataEvent.__pydantic_serializer__
+
 
 def to_record(event: GpuMetadataEvent) -> OutRecord:
     """The Kafka record of a valid event: the API assigns a UUIDv7 event id when it has none."""
@@ -26,7 +29,7 @@ def to_record(event: GpuMetadataEvent) -> OutRecord:
     return OutRecord(
         event_id=eid,
         key=event.partition_key().encode(),
-        value=event.model_dump_json(exclude_none=True).encode(),
+        value=_SERIALIZER.to_json(event, exclude_none=True),
         headers=[
             (names.HEADER_SCHEMA_VERSION, str(event.schema_version).encode()),
             (names.HEADER_EVENT_ID, eid.encode()),

@@ -174,3 +174,20 @@ def test_published_json_schema_matches_the_models() -> None:
     assert published == json_schema(), (
         f"{SCHEMA_FILE} is stale: regenerate it with `nox -s schema` and commit it"
     )
+
+
+def test_integer_bounds_hold_for_integral_floats_and_are_published() -> None:
+    errors = errors_of(minimal() | {"host": {"cpu_count": 0.0}})
+    assert errors == {"host.cpu_count": "Input should be greater than or equal to 1"}, errors
+    cpu_count = json_schema()["$defs"]["HostInfo"]["properties"]["cpu_count"]["anyOf"][0]
+    assert cpu_count == {"type": "integer", "minimum": 1, "maximum": 65_536}, cpu_count
+
+
+def test_workload_size_counts_escaped_json_as_published() -> None:
+    # 16 KiB as compact JSON, non-ASCII counted as its \\uXXXX escape (six bytes per character)
+    overhead = len('{"note":""}')
+    assert parse_event(minimal() | {"workload": {"note": "x" * (16 * 1024 - overhead)}}).workload
+    errors = errors_of(minimal() | {"workload": {"note": "x" * (16 * 1024 - overhead + 1)}})
+    assert errors["workload"] == "workload is 16385 bytes as JSON; the limit is 16384", errors
+    errors = errors_of(minimal() | {"workload": {"note": "é" * 2731}})
+    assert "16397 bytes as JSON" in errors["workload"], errors
