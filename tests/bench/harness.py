@@ -42,6 +42,7 @@ from local_stack import pipeline
 from local_stack.config import FERRETDB_VERSION, StackConfig, free_port, kafka_version
 from local_stack.procs import http_ok, wait_until
 from metadata_worker.transform import KafkaCoords, enrich
+from tests.bench import cost_table
 from tests.integration.support import (
     by_id,
     log_lines,
@@ -129,6 +130,23 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 1)
 
 
+def _cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time a process (all its threads) has used so far."""
+    if pid is None:
+        return None
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_during(pid: int | None, measure: Any) -> dict[str, Any]:
+    """Run ``measure()`` (a load run's summary) and add the CPU seconds ``pid`` used meanwhile."""
+    before = _cpu_seconds(pid)
+    summary = dict(measure())
+    after = _cpu_seconds(pid)
+    summary["server_cpu_seconds"] = None if before is None or after is None else round(after - before, 3)
+    return summary
+
+
 def _rss_mb(pid: int | None) -> dict[str, float | None]:
     """Current (VmRSS) and peak (VmHWM) resident memory of a process, in MB."""
     figures: dict[str, float | None] = {"rss_mb": None, "peak_rss_mb": None}
@@ -193,14 +211,15 @@ class Bench:
             batch=1,
             concurrency=c,
         )
-        self.figures["api_batch100"] = _loadgen(
-            self.cfg,
-            self.cfg.api_url,
-            self.workdir / "batch.jsonl",
-            events=self.scale.batch_events,
-            batch=100,
-            concurrency=c,
-        )
+        batch = _cpu_during(
+            pipeline.api_process(self.cfg).pid(),
+            lambda: _loadgen(
+                self.cfg, self.cfg.api_url, self.workdir / "batch.jsonl",
+                events=self.scale.batch_events, batch=100, concurrency=c,
+            ),
+        )  # fmt: skip
+        batch["api_cpu_seconds"] = batch.pop("server_cpu_seconds")
+        self.figures["api_batch100"] = batch
         self.figures["api_rss_after_load"] = _rss_mb(pipeline.api_process(self.cfg).pid())
 
     def api_ingest_kafka_python(self) -> None:
@@ -212,18 +231,41 @@ class Bench:
             )  # fmt: skip
 
     def empty_handler(self) -> None:
-        """The same single-event load against an empty handler on the same server settings."""
+        """The same loads (single events, batches of 100) against an empty handler on the same
+        server settings; its CPU per request is what HTTP and the framework cost."""
         port = free_port()
         proc = subprocess.Popen([sys.executable, "-m", "tests.bench.empty_app", "--port", str(port)])
+        url = f"http://127.0.0.1:{port}"
         try:
-            wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/docs"), 30, "empty handler")
-            self.figures["empty_single"] = _loadgen(
-                self.cfg, f"http://127.0.0.1:{port}", self.workdir / "empty.jsonl",
-                events=self.scale.single_events, batch=1, concurrency=self.scale.concurrency,
-            )  # fmt: skip
+            wait_until(lambda: http_ok(f"{url}/docs"), 30, "empty handler")
+            for name, events, batch in (
+                ("empty_single", self.scale.single_events, 1),
+                ("empty_batch100", self.scale.batch_events, 100),
+            ):
+                self.figures[name] = _cpu_during(
+                    proc.pid,
+                    lambda events=events, batch=batch, name=name: _loadgen(
+                        self.cfg, url, self.workdir / f"{name}.jsonl",
+                        events=events, batch=batch, concurrency=self.scale.concurrency,
+                    ),
+                )  # fmt: skip
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)
+
+    def parts(self) -> None:
+        """Each part of POST /metadata timed on its own (``tests.bench.costs``), on the bench topic."""
+        self.figures["costs"] = _run_json(
+            [
+                sys.executable,
+                "-m",
+                "tests.bench.costs",
+                "--bootstrap",
+                self.cfg.kafka_bootstrap,
+                "--topic",
+                BENCH_TOPIC,
+            ]
+        )
 
     def worker_sink(self) -> None:
         """Drain a pre-filled topic with the worker (archive off), then a raw bulk write of the same docs."""
@@ -371,6 +413,7 @@ class Bench:
             "rss_mb_max": max(rss),
         }
         return {
+            "cost_table": cost_table.table(f),
             "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "scale": self.scale.name,
             "machine": {
@@ -413,7 +456,7 @@ def markdown(report: dict[str, Any]) -> str:
 
     e2e = f["end_to_end"]
     value_bytes = f["raw_producer"]["value_bytes"]
-    lines = [
+    lines: list[str] = [
         f"# CA4 benchmark ({report['scale']}, {report['when']})",
         "",
         f"{m['cpus']} cores, {m['platform']}; Python {m['python']}, Kafka {m['kafka_broker']}, FerretDB "
@@ -438,6 +481,7 @@ def markdown(report: dict[str, Any]) -> str:
         ),
         row("API, single events", f["api_single"], "empty handler", r["api_single_vs_empty_handler"]),
         row("empty handler, single events", f["empty_single"]),
+        row("empty handler, batches of 100", f["empty_batch100"]),
         row("worker sink (archive off)", f["worker_sink"], "raw bulk write", r["worker_vs_raw_bulk_write"]),
         row(f"raw bulk write (insert_many, {f['raw_bulk_write']['batch']} per call)", f["raw_bulk_write"]),
         f"| end to end at {e2e['offered_per_second']:.0f}/s offered (202 -> readable) | | "
@@ -447,6 +491,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"Resident memory after the load: API {f['api_rss_after_load']['rss_mb']} MB (peak "
         f"{f['api_rss_after_load']['peak_rss_mb']}), worker {f['worker_rss_after_load']['rss_mb']} MB (peak "
         f"{f['worker_rss_after_load']['peak_rss_mb']}).",
+        "",
+        *cost_table.markdown(report["cost_table"]),
         "",
         "| target | wanted | measured | met |",
         "| --- | --- | ---: | --- |",
@@ -465,6 +511,7 @@ def run(cfg: StackConfig, scale: Scale, workdir: Path, reports: Path) -> dict[st
         bench.api_ingest()
         bench.api_ingest_kafka_python()
         bench.empty_handler()
+        bench.parts()
         bench.worker_sink()
         report = bench.report()
     finally:
