@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ca4_events import jsonlog
 from ca4_events.schema import EventBatch, GpuMetadataEvent
 from ca4_events.workload import with_workload_defs
 from processor_api import metrics
@@ -110,6 +112,16 @@ def _publisher_for(settings: Settings) -> Publisher:
     return KafkaPublisher(settings)
 
 
+def from_environment() -> FastAPI:
+    """The app of one worker process (``API_WORKERS`` > 1): settings from the environment.
+
+    The supervising process has read and checked the same settings before it started any.
+    """
+    settings = Settings()
+    jsonlog.configure("processor-api", settings.log_level)
+    return create_app(settings)
+
+
 def create_app(settings: Settings, publisher: Publisher | None = None) -> FastAPI:
     """Build the API; pass ``publisher`` to replace Kafka (unit tests)."""
     pub: Publisher = publisher if publisher is not None else _publisher_for(settings)
@@ -122,6 +134,7 @@ def create_app(settings: Settings, publisher: Publisher | None = None) -> FastAP
             yield
         finally:
             await pub.stop()
+            metrics.process_exited(os.getpid())
             log.info("processor api stopped")
 
     app = FastAPI(

@@ -25,6 +25,15 @@ class Settings(ServiceSettings):
     )
     api_host: str = Field(default="127.0.0.1", description="Listen address (0.0.0.0 in a pod).")
     api_port: int = Field(default=8080, ge=1, le=65535)
+    api_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description=(
+            "Server processes sharing the port (uvicorn workers), so a node with more cores is used; "
+            "the manifests set it from the pod's CPU limit. Above 1, /metrics adds up every process's."
+        ),
+    )
     api_max_body_bytes: int = Field(default=1_048_576, ge=1024, description="413 above this.")
     api_max_batch_events: int = Field(default=500, ge=1, le=10_000)
     api_publish_timeout_seconds: float = Field(

@@ -1,6 +1,25 @@
-"""Prometheus metrics of the Processor API (names are what the Grafana dashboards query)."""
+"""Prometheus metrics of the Processor API (names are what the Grafana dashboards query).
 
-from prometheus_client import Counter, Gauge, Histogram
+With ``API_WORKERS`` above 1 the server runs several processes; ``__main__`` then points
+``PROMETHEUS_MULTIPROC_DIR`` at a directory of their own before they start, each process
+keeps its figures there, and ``exposition`` adds them up, so a scrape of any process sees
+the whole pod (prometheus_client's multiprocess mode).
+"""
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 REQUESTS = Counter(
     "ca4_api_requests_total", "HTTP requests by route and status.", ["method", "route", "status"]
@@ -24,4 +43,22 @@ PUBLISH_SECONDS = Histogram(
     "Time from handing a request's records to the producer until the last ack.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-KAFKA_READY = Gauge("ca4_api_kafka_ready", "1 when a Kafka broker is reachable, else 0.")
+# several processes: ready only while every live one reaches a broker
+KAFKA_READY = Gauge(
+    "ca4_api_kafka_ready", "1 when a Kafka broker is reachable, else 0.", multiprocess_mode="livemin"
+)
+
+
+def exposition() -> bytes:
+    """The text exposition: this process's metrics, or every worker process's added up."""
+    if not os.environ.get(MULTIPROCESS_DIR_VARIABLE):
+        return generate_latest()
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return generate_latest(registry)
+
+
+def process_exited(pid: int) -> None:
+    """Drop a stopped worker process's live gauges (no-op with one process)."""
+    if os.environ.get(MULTIPROCESS_DIR_VARIABLE):
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

@@ -8,8 +8,8 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from processor_api import metrics
 from processor_api.body import is_json, problem, read_body, validate_each, validate_whole
 from processor_api.deps import PublisherDep, SettingsDep, require_token
 from processor_api.models import Accepted, ProbeStatus, Problem
@@ -87,4 +87,4 @@ async def readyz(publisher: PublisherDep) -> JSONResponse:
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def prometheus_metrics() -> Response:
     """Prometheus text exposition of this process's metrics."""
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
+import math
 import re
 import urllib.request
 from typing import Any
@@ -61,6 +62,9 @@ def effective_env(obj: Obj, container: dict[str, Any], secrets: list[Obj]) -> di
         if "value" in var:
             env[var["name"]] = str(var["value"])
             continue
+        if "resourceFieldRef" in var["valueFrom"]:
+            env[var["name"]] = resource_field(obj, container, var["valueFrom"]["resourceFieldRef"])
+            continue
         ref = var["valueFrom"]["secretKeyRef"]
         data = secret_data(secrets, ref["name"])
         assert ref["key"] in data, (
@@ -68,6 +72,20 @@ def effective_env(obj: Obj, container: dict[str, Any], secrets: list[Obj]) -> di
         )
         env[var["name"]] = data[ref["key"]]
     return env
+
+
+def _cpu(quantity: str) -> float:
+    return float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+
+
+def resource_field(obj: Obj, container: dict[str, Any], ref: dict[str, Any]) -> str:
+    """What the kubelet puts in a resourceFieldRef variable: the CPU quantity over the
+    divisor, rounded up (limits.cpu 500m with divisor 1 -> "1")."""
+    assert ref.get("containerName", container["name"]) == container["name"], f"{obj.ref}: {ref}"
+    kind, _, resource = ref["resource"].partition(".")
+    assert resource == "cpu", f"{obj.ref}: only CPU resourceFieldRefs are expected, not {ref}"
+    quantity = container["resources"][kind]["cpu"]
+    return str(math.ceil(_cpu(quantity) / _cpu(str(ref.get("divisor", "1")))))
 
 
 def service_container(objects: list[Obj], name: str) -> tuple[Obj, dict[str, Any]]:
