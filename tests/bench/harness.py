@@ -42,7 +42,7 @@ from local_stack import pipeline
 from local_stack.config import FERRETDB_VERSION, StackConfig, free_port, kafka_version
 from local_stack.procs import http_ok, wait_until
 from metadata_worker.transform import KafkaCoords, enrich
-from tests.bench import cost_table
+from tests.bench import cost_table, scaling
 from tests.integration.support import (
     by_id,
     log_lines,
@@ -117,13 +117,21 @@ def _run_json(command: list[str], timeout: float = 600) -> dict[str, Any]:
 
 
 def _loadgen(
-    cfg: StackConfig, url: str, out: Path, *, events: int, batch: int, concurrency: int, rate: float = 0
+    cfg: StackConfig,
+    url: str,
+    out: Path,
+    *,
+    events: int,
+    batch: int,
+    concurrency: int,
+    rate: float = 0,
+    cpus: set[int] | None = None,
 ) -> dict[str, Any]:
-    return _run_json(
-        loadgen.argv(
-            url, cfg.api_token(), events=events, batch=batch, concurrency=concurrency, rate=rate, out=out
-        )
+    argv = loadgen.argv(
+        url, cfg.api_token(), events=events, batch=batch, concurrency=concurrency, rate=rate, out=out
     )
+    pin = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus else []
+    return _run_json([*pin, *argv])
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -131,11 +139,14 @@ def _ms(seconds: float | None) -> float | None:
 
 
 def _cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU time a process (all its threads) has used so far."""
+    """User + system CPU time a process and its children (all threads) have used so far."""
     if pid is None:
         return None
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = 0
+    for each in scaling.descendants(pid):
+        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _cpu_during(pid: int | None, measure: Any) -> dict[str, Any]:
@@ -252,6 +263,41 @@ class Bench:
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)
+
+    def api_workers(self) -> None:
+        """Batches of 100 with API_WORKERS 1 and 2, the API pinned apart from the rest (``scaling``)."""
+        where = scaling.placements()
+        if where is None:
+            self.figures["api_workers"] = {"not_measured": "a single CPU: nothing to pin apart"}
+            return
+        runs: dict[str, Any] = {}
+        for workers in scaling.WORKER_COUNTS:
+            api_cpus, other_cpus = where[workers]
+            with (
+                reconfigured(self.cfg, "api", {"API_WORKERS": str(workers)}),
+                scaling.pinned_apart(self.cfg, api_cpus, other_cpus),
+            ):
+                run = _cpu_during(
+                    pipeline.api_process(self.cfg).pid(),
+                    lambda workers=workers, other_cpus=other_cpus: _loadgen(
+                        self.cfg, self.cfg.api_url, self.workdir / f"workers-{workers}.jsonl",
+                        events=self.scale.batch_events, batch=100,
+                        concurrency=self.scale.concurrency, cpus=other_cpus,
+                    ),
+                )  # fmt: skip
+            runs[str(workers)] = run | {"api_cpus": sorted(api_cpus), "other_cpus": sorted(other_cpus)}
+        self.figures["api_workers"] = runs
+
+    def single_linger(self) -> None:
+        """Single events at KAFKA_LINGER_MS 0, 1 and 5: the ack wait each request has."""
+        runs: dict[str, Any] = {}
+        for linger in scaling.LINGERS_MS:
+            with reconfigured(self.cfg, "api", {"KAFKA_LINGER_MS": str(linger)}):
+                runs[str(linger)] = _loadgen(
+                    self.cfg, self.cfg.api_url, self.workdir / f"linger-{linger}.jsonl",
+                    events=self.scale.single_events, batch=1, concurrency=self.scale.concurrency,
+                )  # fmt: skip
+        self.figures["single_linger"] = runs
 
     def parts(self) -> None:
         """Each part of POST /metadata timed on its own (``tests.bench.costs``), on the bench topic."""
@@ -494,6 +540,8 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         *cost_table.markdown(report["cost_table"]),
         "",
+        *scaling.markdown(f),
+        "",
         "| target | wanted | measured | met |",
         "| --- | --- | ---: | --- |",
     ]
@@ -512,6 +560,8 @@ def run(cfg: StackConfig, scale: Scale, workdir: Path, reports: Path) -> dict[st
         bench.api_ingest_kafka_python()
         bench.empty_handler()
         bench.parts()
+        bench.api_workers()
+        bench.single_linger()
         bench.worker_sink()
         report = bench.report()
     finally:
