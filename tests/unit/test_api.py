@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import pathlib
@@ -12,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ca4_events.schema import GpuMetadataEvent
-from processor_api.app import create_app
+from processor_api.app import GC_FIRST_THRESHOLD, create_app
 from processor_api.body import _first_key
 from processor_api.config import Settings
 from tests.unit.fakes import FakePublisher
@@ -292,3 +293,10 @@ def test_a_batch_whose_events_key_is_not_first_still_gets_a_readable_answer(
     )
     assert resp.status_code == 422
     assert resp.json()["errors"][0]["field"] == "x"
+
+
+def test_once_started_the_heap_is_frozen_and_collections_are_rare(client: TestClient) -> None:
+    # the client fixture ran the app's startup: what it allocated is out of later collections
+    assert gc.get_freeze_count() > 10_000, f"only {gc.get_freeze_count()} objects frozen"
+    assert gc.get_threshold()[0] == GC_FIRST_THRESHOLD, gc.get_threshold()
+    assert client.get("/healthz").status_code == 200
