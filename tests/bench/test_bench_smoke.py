@@ -38,6 +38,15 @@ def test_the_benchmark_harness_measures_and_reports_everything(
     assert e2e["not_seen"] == 0 and e2e["stored"] == e2e["acknowledged"], e2e
     assert e2e["p50_ms"] is not None and e2e["p50_ms"] <= e2e["p99_ms"]
     assert set(report["targets"]) == set(TARGETS)
+    cost = report["cost_table"]
+    assert all(v is not None and v >= 0 for v in cost["parts_us"].values()), cost["parts_us"]
+    assert cost["api_cpu_us_measured"] and cost["api_cpu_us_measured"] > 0, cost
+    assert figures["api_batch100"]["cpu_seconds"] > 0, "the load generator reports its own CPU"
+    workers = figures["api_workers"]
+    assert set(workers) == {"1", "2"}, workers
+    for count, measured in workers.items():
+        assert measured["acknowledged"] == Scale.named("smoke").batch_events, f"{count} workers: {measured}"
+    assert set(figures["single_linger"]) == {"0", "1", "5"}, figures["single_linger"]
     for side in ("api_rss_after_load", "worker_rss_after_load"):
         assert figures[side]["peak_rss_mb"] and figures[side]["peak_rss_mb"] > 10, f"{side}: {figures[side]}"
     assert report["machine"]["cpus"] and report["machine"]["kafka-python"]
