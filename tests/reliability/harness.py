@@ -40,7 +40,7 @@ from kafka.errors import KafkaError
 
 from ca4_events import names
 from local_stack import pipeline, s3
-from local_stack.config import free_port
+from local_stack.config import StackConfig, free_port
 from local_stack.procs import Process, http_ok, python
 from tests.integration.support import (
     Stack,
@@ -61,6 +61,18 @@ FLOWING_TIMEOUT_S = 60.0
 ARCHIVE_CLOCK_SLACK = dt.timedelta(seconds=5)  # S3's LastModified has one-second resolution
 
 
+# each Scale field: (full, smoke)
+SCALES: dict[str, tuple[Any, Any]] = {
+    "events": (5000, 1200),
+    "rate": (400.0, 300.0),
+    "kills": (3, 1),
+    "outage_s": (10.0, 5.0),
+    "poison": (100, 20),
+    "fuzz_examples": (2000, 500),
+    "stored_documents": (100_000, 20_000),
+}
+
+
 @dataclass(frozen=True)
 class Scale:
     """How hard the scenarios push: ``smoke`` for make test, ``full`` for nox -s chaos."""
@@ -77,27 +89,8 @@ class Scale:
     @classmethod
     def from_env(cls) -> Scale:
         """CA4_RELIABILITY_SCALE=smoke (default) or full."""
-        if os.environ.get("CA4_RELIABILITY_SCALE", "smoke") == "full":
-            return cls(
-                "full",
-                events=5000,
-                rate=400.0,
-                kills=3,
-                outage_s=10.0,
-                poison=100,
-                fuzz_examples=2000,
-                stored_documents=100_000,
-            )
-        return cls(
-            "smoke",
-            events=1200,
-            rate=300.0,
-            kills=1,
-            outage_s=5.0,
-            poison=20,
-            fuzz_examples=500,
-            stored_documents=20_000,
-        )
+        full = os.environ.get("CA4_RELIABILITY_SCALE", "smoke") == "full"
+        return cls("full" if full else "smoke", **{k: v[0 if full else 1] for k, v in SCALES.items()})
 
 
 @dataclass
@@ -396,17 +389,23 @@ def moved(offsets: list[dict[int, int]]) -> list[int]:
     return sorted(p for p in first.keys() | last.keys() if first.get(p) != last.get(p))
 
 
+# the servers a test can put a proxy in front of: their port, and the worker's variable for them
+PROXIED: dict[str, tuple[Callable[[StackConfig], int], str, str]] = {
+    "s3": (lambda cfg: cfg.s3_port, "S3_ENDPOINT_URL", "http://127.0.0.1:{port}"),
+    "database": (lambda cfg: cfg.mongo_port, "MONGO_URI", "mongodb://127.0.0.1:{port}/"),
+}
+
+
 @contextlib.contextmanager
-def worker_through_proxy(
-    stack: Stack, upstream_port: int, env: Callable[[int], dict[str, str]]
-) -> Iterator[TcpProxy]:
-    """The worker restarted to reach one server through a proxy (``env(proxy_port)``: the
-    variables that point it there) that a test can switch off, slow down or cut; healed
-    before the worker goes back to the contract, so it drains and stops normally."""
-    proxy = TcpProxy(upstream_port)
+def worker_through_proxy(stack: Stack, server: str) -> Iterator[TcpProxy]:
+    """The worker restarted to reach one server (a key of ``PROXIED``) through a proxy that a
+    test can switch off, slow down or cut; healed before the worker goes back to the
+    contract, so it drains and stops normally."""
+    port_of, variable, url = PROXIED[server]
+    proxy = TcpProxy(port_of(stack.cfg))
     proxy.up()
     try:
-        with reconfigured(stack.cfg, "worker", env(proxy.port)):
+        with reconfigured(stack.cfg, "worker", {variable: url.format(port=proxy.port)}):
             try:
                 yield proxy
             finally:

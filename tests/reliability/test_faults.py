@@ -158,10 +158,7 @@ def test_a_second_worker_joining_and_leaving_under_load_loses_nothing(reliabilit
 @pytest.fixture
 def s3_proxy(reliability: Reliability) -> Iterator[TcpProxy]:
     """The worker talks to moto through a proxy the test can switch off (moto keeps its data)."""
-    cfg = reliability.stack.cfg
-    with worker_through_proxy(
-        reliability.stack, cfg.s3_port, lambda port: {"S3_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
-    ) as proxy:
+    with worker_through_proxy(reliability.stack, "s3") as proxy:
         yield proxy
 
 

@@ -28,10 +28,7 @@ CUTS = 3
 @pytest.fixture
 def db_proxy(reliability: Reliability) -> Iterator[TcpProxy]:
     """The worker talks to the database through a proxy the test can slow down or cut."""
-    cfg = reliability.stack.cfg
-    with worker_through_proxy(
-        reliability.stack, cfg.mongo_port, lambda port: {"MONGO_URI": f"mongodb://127.0.0.1:{port}/"}
-    ) as proxy:
+    with worker_through_proxy(reliability.stack, "database") as proxy:
         yield proxy
 
 
