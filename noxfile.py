@@ -278,7 +278,7 @@ def reliability(session: nox.Session) -> None:
         "-m",
         "not full_scale",
         *session.posargs,
-        env={"CA4_RELIABILITY_SCALE": "smoke", "CA4_SOAK_MINUTES": "1"},
+        env={"CA4_RELIABILITY_SCALE": "smoke", "CA4_SOAK_MINUTES": "2"},
     )
 
 

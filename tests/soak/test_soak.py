@@ -1,8 +1,9 @@
 """A soak: a steady stream through API -> Kafka -> worker -> database, the archive on, for minutes.
 
 ``nox -s soak``: 20 minutes at 200 events/s (``CA4_SOAK_MINUTES``, ``CA4_SOAK_RATE``); make test
-runs one minute of it. The load comes from one load generator per minute, each started (its
-bodies built beforehand) at the second the previous one ends, so the stream does not pause.
+runs two minutes of it, so that one minute's generator hands over to the next there too. The
+load comes from one load generator per minute, each started (its bodies built beforehand) at
+the second the previous one ends, so the stream does not pause.
 Every minute: the resident memory (RSS) of the API and the worker, and the end-to-end p99 of
 the events acknowledged in that minute (the client's 202 to the worker's ``batch delivered``).
 At the end, one scan by the run's tag: every acknowledged event stored once (by ``workload.seq``)
@@ -93,17 +94,17 @@ def test_a_steady_stream_for_minutes_keeps_memory_flat_and_loses_nothing(
     memory: list[dict[str, float | None]] = [{name: rss_mib(pid) for name, pid in pids.items()}]
     start = time.time() + 5.0  # the first generator builds its bodies meanwhile
     outs = [tmp_path / f"minute-{m:02d}.jsonl" for m in range(minutes)]
-    current = _chunk(
-        local_stack, run, minute=0, per_minute=per_minute, rate=rate, start_at=start, out=outs[0]
-    )
+
+    def chunk(minute: int) -> subprocess.Popen[str]:
+        return _chunk(
+            local_stack, run, minute=minute, per_minute=per_minute, rate=rate,
+            start_at=start + 60.0 * minute, out=outs[minute],
+        )  # fmt: skip
+
+    current = chunk(0)
     for minute in range(minutes):
-        following = (
-            _chunk(
-                local_stack, run, minute + 1, per_minute, rate, start + 60.0 * (minute + 1), outs[minute + 1]
-            )
-            if minute + 1 < minutes
-            else None
-        )
+        # the next minute's generator starts now and waits for its minute: the stream stays steady
+        following = chunk(minute + 1) if minute + 1 < minutes else None
         _, stderr = current.communicate(timeout=150)
         assert current.returncode == 0, f"minute {minute}: the load generator failed:\n{stderr[-2000:]}"
         memory.append({name: rss_mib(pid) for name, pid in pids.items()})
