@@ -7,7 +7,10 @@ turns the replay into duplicate-key no-ops and the archive keys are deterministi
 
 The database is written batch by batch (what users query stays fresh,
 ``delivery.py``); the archive in larger ranges (``pending_archive.py``), and offsets are
-committed only up to what is archived.
+committed only up to what is archived. A range is written to S3 on a thread of its own while
+the loop goes on storing the next batches (a flush of a few objects takes hundreds of
+milliseconds, which every event arriving meanwhile used to wait for); one flush at a time, in
+order, and its offsets are committed by the loop once it is done.
 
 While a sink is down the batch is retried with the worker's ``Backoff``, nothing is
 committed, readiness is false, and the consumer's partitions are paused (polling them
@@ -22,6 +25,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from kafka import ConsumerRebalanceListener, TopicPartition
@@ -34,7 +38,7 @@ from metadata_worker.delivery import Batch, BatchProcessor, BatchReport
 from metadata_worker.dlq import Record
 from metadata_worker.errors import SinkUnavailable
 from metadata_worker.health import Health
-from metadata_worker.pending_archive import PendingArchive
+from metadata_worker.pending_archive import PendingArchive, merged
 from metadata_worker.sinks.mongo import MongoSink
 
 log = logging.getLogger(__name__)
@@ -72,6 +76,9 @@ class Worker:
         # unreachable): retried while idle, merged into the next commit, dropped when the
         # partitions leave us (their next owner replays from the last commit)
         self._uncommitted: dict[TopicPartition, int] = {}
+        # the archive range being written on the flush thread, and its outcome
+        self._flushing: tuple[PendingArchive, Future[list[str]]] | None = None
+        self._flusher = ThreadPoolExecutor(1, thread_name_prefix="archive-flush")
 
     def run(self, stop: threading.Event) -> None:
         """Poll, deliver, archive, commit; on ``stop`` finish the batch, flush, commit and return."""
@@ -102,6 +109,7 @@ class Worker:
         self._final_flush()
         if self._uncommitted:
             self._commit({})  # one last try for a commit the broker missed
+        self._flusher.shutdown(wait=True)
         log.info("worker loop stopped")
 
     def _poll(self, stop: threading.Event) -> list[Record] | None:
@@ -157,13 +165,56 @@ class Worker:
         self._update_lag()
 
     def _flush_if_due(self, stop: threading.Event) -> None:
+        """Commit a finished flush; start the next when what is held is due (one at a time:
+        while one is still being written, the loop waits for it, so what is held stays bounded)."""
         pending = self._pending
-        if pending is None or not pending.due():
+        if pending is None:
             return
-        keys = self._until_durable("archive", pending.flush, stop)
-        if keys is None:
-            return  # stopping; _final_flush gets one more chance
-        self._archived(pending, keys)
+        self._reap(stop, wait=False)
+        if not pending.due():
+            return
+        if self._flushing is not None:
+            self._reap(stop, wait=True)
+            if self._flushing is not None:
+                return  # stopping while it was retried; _final_flush has it
+        held = pending.take()
+        self._flushing = (held, self._flusher.submit(held.flush))
+
+    def _reap(self, stop: threading.Event, *, wait: bool) -> None:
+        """The flush in flight, once done (or ``wait`` for it): commit what it archived. A failed
+        one is retried here on the loop, as before: backoff, not ready, partitions paused."""
+        if self._flushing is None:
+            return
+        held, future = self._flushing
+        if not wait and not future.done():
+            return
+        try:
+            keys = future.result()
+        except SinkUnavailable as exc:
+            metrics.RETRIES.labels(sink="archive").inc()
+            self.health.set_ready(False, str(exc))
+            log.warning("archive flush failed, retrying", extra={"sink": "archive", "error": str(exc)})
+            retried = self._until_durable("archive", held.flush, stop)
+            if retried is None:
+                return  # stopping; _final_flush gets one more chance
+            keys = retried
+        self._flushing = None
+        self._archived(held, keys)
+
+    def _take_back_flushing(self) -> PendingArchive | None:
+        """Wait for the flush in flight and settle it: its range if it was archived, else None
+        after putting its batches back in front of what is held (to be flushed again)."""
+        if self._flushing is None or self._pending is None:
+            return None
+        (held, future), self._flushing = self._flushing, None
+        try:
+            keys = future.result()
+        except SinkUnavailable as exc:
+            log.warning("archive flush failed; flushing it again with the rest", extra={"error": str(exc)})
+            self._pending.put_back(held)
+            return None
+        log.info("archived", extra={"archive_keys": keys, "event_ids": held.event_ids()})
+        return held
 
     def _archived(self, pending: PendingArchive, keys: list[str]) -> None:
         log.info("archived", extra={"archive_keys": keys, "event_ids": pending.event_ids()})
@@ -171,7 +222,10 @@ class Worker:
         pending.clear()
 
     def _final_flush(self) -> None:
-        """After SIGTERM: archive what is held, a few quick tries, then commit."""
+        """After SIGTERM: the flush in flight, then what is held, a few quick tries, then commit."""
+        archived = self._take_back_flushing()
+        if archived is not None:
+            self._commit(archived.next_offsets())
         pending = self._pending
         if pending is None or not pending.batches:
             return
@@ -199,7 +253,8 @@ class Worker:
         deterministic keys make its archive objects replace ours.
         """
         pending = self._pending
-        archived: dict[TopicPartition, int] = {}
+        flushed = self._take_back_flushing()
+        archived: dict[TopicPartition, int] = flushed.next_offsets() if flushed is not None else {}
         if pending is not None and pending.batches:
             try:
                 keys = pending.flush()
@@ -209,7 +264,7 @@ class Worker:
                 )
             else:
                 log.info("archived", extra={"archive_keys": keys, "event_ids": pending.event_ids()})
-                archived = pending.next_offsets()
+                archived = merged(archived, pending.next_offsets())
             pending.clear()
         self._commit(archived, wait=False)  # with any commit the broker missed
 
@@ -218,6 +273,7 @@ class Worker:
         longer ours and a commit would be refused. Drop what is held; whoever is assigned
         the partitions (this worker again, after it rejoins) replays it from the last commit."""
         self._uncommitted.clear()
+        self._flushing = None  # its objects may still land (deterministic keys); never committed
         pending = self._pending
         if pending is not None and pending.batches:
             log.warning("partitions lost; the held batches will be replayed", extra={"records": len(pending)})

@@ -19,6 +19,15 @@ from metadata_worker.dlq import Record
 from metadata_worker.sinks.s3 import ArchiveRange, S3Archive
 
 
+def merged(*offsets: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+    """Next offsets per partition from several batches or ranges: the furthest of each."""
+    out: dict[TopicPartition, int] = {}
+    for each in offsets:
+        for tp, off in each.items():
+            out[tp] = max(out.get(tp, 0), off)
+    return out
+
+
 class PendingArchive:
     """Delivered batches waiting to be archived together; their offsets wait with them."""
 
@@ -36,6 +45,7 @@ class PendingArchive:
         self.batches: list[Batch] = []
         self._records = 0  # records held, kept as batches come and go
         self._since = 0.0
+        self._counted = True  # this buffer's size is ARCHIVE_PENDING (a taken range's is not)
 
     def __len__(self) -> int:
         return self._records
@@ -46,7 +56,29 @@ class PendingArchive:
             self._since = self._clock()
         self.batches.append(batch)
         self._records += len(batch.records)
-        metrics.ARCHIVE_PENDING.set(self._records)
+        self._count()
+
+    def _count(self) -> None:
+        if self._counted:
+            metrics.ARCHIVE_PENDING.set(self._records)
+
+    def take(self) -> PendingArchive:
+        """What is held, as a range of its own to flush (on another thread); this buffer
+        starts empty again, for the batches delivered meanwhile."""
+        held = PendingArchive(self._archive, self._max_records, self._max_age_s, self._clock)
+        held.batches, held._records, held._since = self.batches, self._records, self._since
+        held._counted = False
+        self.batches, self._records = [], 0
+        self._count()
+        return held
+
+    def put_back(self, held: PendingArchive) -> None:
+        """A taken range that could not be flushed goes back in front of what came after it."""
+        if held.batches:
+            self._since = held._since if not self.batches else min(held._since, self._since)
+        self.batches = held.batches + self.batches
+        self._records += held._records
+        self._count()
 
     def due(self) -> bool:
         """Enough records, or the oldest waited long enough."""
@@ -56,11 +88,7 @@ class PendingArchive:
 
     def next_offsets(self) -> dict[TopicPartition, int]:
         """What may be committed once the flush succeeded."""
-        out: dict[TopicPartition, int] = {}
-        for batch in self.batches:
-            for tp, off in batch.next_offsets().items():
-                out[tp] = max(out.get(tp, 0), off)
-        return out
+        return merged(*(batch.next_offsets() for batch in self.batches))
 
     def event_ids(self) -> list[str]:
         """Ids of the events the flush archives."""
@@ -70,7 +98,7 @@ class PendingArchive:
         """Forget the batches (after a flush, or when their partitions were revoked)."""
         self.batches = []
         self._records = 0
-        metrics.ARCHIVE_PENDING.set(0)
+        self._count()
 
     def flush(self) -> list[str]:
         """Write one object per kind and partition for everything held; ``SinkUnavailable`` to retry."""

@@ -379,21 +379,24 @@ def test_the_archive_is_flushed_when_the_oldest_record_waited_long_enough(
     assert rig.pending.due(), "30 s after the first held record the archive is due"
 
 
-def test_nothing_is_committed_while_s3_is_down(load_event: GpuMetadataEvent) -> None:
+def test_nothing_is_committed_while_s3_is_down(
+    load_event: GpuMetadataEvent, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rig = Rig(flush_records=1)
     consumer = FakeConsumer([[record(0, event_bytes(load_event))]])
     stop = threading.Event()
     attempts: list[list[Any]] = []
-    real_flush = rig.pending.flush
+    real_flush = PendingArchive.flush
 
-    def flaky() -> list[str]:
+    def flaky(held: PendingArchive) -> list[str]:
+        # the first attempt runs on the flush thread, the retries on the loop
         attempts.append(list(consumer.commits))
         if len(attempts) < 3:
             raise SinkUnavailable("s3 down")
         stop.set()
-        return real_flush()
+        return real_flush(held)
 
-    rig.pending.flush = flaky  # type: ignore[method-assign]
+    monkeypatch.setattr(PendingArchive, "flush", flaky)
     worker = _archiving_worker(rig, consumer)
     worker.run(stop)
     assert rig.db.gpu_metadata.count_documents({}) == 1, "the database write is not held back by S3"
@@ -463,3 +466,63 @@ def test_a_failed_flush_at_rebalance_leaves_the_records_to_the_next_owner(
         "not archived, so not committed: the next owner replays from the last commit"
     )
     assert len(rig.pending) == 0
+
+
+def test_the_loop_stores_the_next_batches_while_a_flush_is_written(
+    h200_events: list[GpuMetadataEvent], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig = Rig(flush_records=2)
+    consumer = FakeConsumer([[record(i, event_bytes(h200_events[i]))] for i in range(4)])
+    stop = threading.Event()
+    release = threading.Event()
+    real_flush = PendingArchive.flush
+    seen: dict[str, Any] = {}
+
+    def slow_first(held: PendingArchive) -> list[str]:
+        if not release.is_set():
+            assert release.wait(10), "the test never released the first flush"
+        return real_flush(held)
+
+    def before_poll(polls: int) -> None:
+        if polls == 3:  # batches 0 and 1 are being archived, batch 2 was delivered meanwhile
+            seen["stored"] = rig.db.gpu_metadata.count_documents({})
+            seen["commits"] = list(consumer.commits)
+            release.set()
+        if polls >= 5:
+            stop.set()
+
+    monkeypatch.setattr(PendingArchive, "flush", slow_first)
+    consumer.before_poll = before_poll
+    _archiving_worker(rig, consumer).run(stop)
+    assert seen == {"stored": 3, "commits": []}, (
+        f"stored while the flush was written, nothing committed: {seen}"
+    )
+    tp = TopicPartition("gpu-metadata", 0)
+    assert consumer.commits == [{tp: 2}, {tp: 4}], "each range is committed once archived, in order"
+
+
+def test_a_flush_that_failed_when_stopping_is_written_again_with_the_rest(
+    h200_events: list[GpuMetadataEvent], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig = Rig(flush_records=1)
+    consumer = FakeConsumer(
+        [[record(0, event_bytes(h200_events[0]))], [record(1, event_bytes(h200_events[1]))]]
+    )
+    stop = threading.Event()
+    real_flush = PendingArchive.flush
+    flushed: list[int] = []
+
+    def first_fails(held: PendingArchive) -> list[str]:
+        flushed.append(len(held))
+        if len(flushed) == 1:
+            stop.set()  # SIGTERM arrives while the first range is being written
+            raise SinkUnavailable("s3 went away")
+        return real_flush(held)
+
+    monkeypatch.setattr(PendingArchive, "flush", first_fails)
+    _archiving_worker(rig, consumer).run(stop)
+    stored = rig.db.gpu_metadata.count_documents({})  # 1 or 2: the stop may come before the second poll
+    assert flushed[0] == 1 and flushed[-1] == stored, f"the last flush writes every stored record: {flushed}"
+    assert consumer.commits == [{TopicPartition("gpu-metadata", 0): stored}], consumer.commits
+    (raw,) = [k for k in rig.s3.objects if k.startswith("raw/")]
+    assert raw.endswith(f"-o{0:020d}-{stored - 1:020d}.jsonl.gz"), raw
