@@ -86,8 +86,11 @@ Frameworks = Annotated[
     WithJsonSchema(_keyed_object({"type": "string", "minLength": 1, "maxLength": 128}, MAX_FRAMEWORKS)),
 ]
 Percent = Annotated[float, Field(ge=0, le=100)]
-Bytes = Annotated[int, Field(ge=0, le=2**63 - 1), INTEGRAL]
-Counter = Annotated[int, Field(ge=0, le=2**63 - 1), INTEGRAL]
+# BSON, so DocumentDB, stores integers as signed 64-bit: a larger one would be accepted here
+# and then refused by every write of the worker, so no integer field goes past it
+INT64_MAX = 2**63 - 1
+Bytes = Annotated[int, Field(ge=0, le=INT64_MAX), INTEGRAL]
+Counter = Annotated[int, Field(ge=0, le=INT64_MAX), INTEGRAL]
 Celsius = Annotated[float, Field(ge=-60, le=250)]
 Watts = Annotated[float, Field(ge=0, le=100_000)]
 MHz = Annotated[int, Field(ge=0, le=100_000), INTEGRAL]

@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from ca4_events.fields import (
+    INT64_MAX,
     INTEGRAL,
     MAX_FRAMEWORKS,
     MAX_TAGS,
@@ -165,7 +166,7 @@ class Accelerator(_Model):
     clock_graphics_mhz: MHz | None = None
     clock_sm_max_mhz: MHz | None = None
     clock_memory_max_mhz: MHz | None = None
-    clock_event_reasons_mask: Annotated[int, Field(ge=0, le=2**64 - 1), INTEGRAL] | None = Field(
+    clock_event_reasons_mask: Annotated[int, Field(ge=0, le=INT64_MAX), INTEGRAL] | None = Field(
         default=None,
         description="NVML clocks-event (throttle) reasons bit mask; 0x4 = software power cap.",
     )
@@ -188,7 +189,7 @@ class Accelerator(_Model):
 
     # TPU (what JAX reports), in the same shape
     device_kind: ShortText | None = Field(default=None, examples=["TPU v5 lite"])
-    device_id: Annotated[int, Field(ge=0), INTEGRAL] | None = None
+    device_id: Annotated[int, Field(ge=0, le=INT64_MAX), INTEGRAL] | None = None
     coords: list[Annotated[int, Field(ge=0, le=65_536), INTEGRAL]] | None = Field(default=None, max_length=4)
     core_on_chip: Annotated[int, Field(ge=0, le=64), INTEGRAL] | None = None
     memory_peak_bytes: Bytes | None = None

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic_core import to_json
 
 MAX_WORKLOAD_BYTES = 16 * 1024
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what BSON (so DocumentDB) can store
 MAX_WORKLOAD_DEPTH = 8
 
 
@@ -84,6 +85,7 @@ class _Scan:
     depth: int = 0
     bad_key: str | None = None
     not_finite: bool = False
+    too_large: str | None = None  # the first integer the database cannot store, by path
 
 
 def _scan(value: Any, found: _Scan, path: str = "workload", level: int = 1) -> None:
@@ -93,6 +95,10 @@ def _scan(value: Any, found: _Scan, path: str = "workload", level: int = 1) -> N
     """
     if isinstance(value, float):
         found.not_finite = found.not_finite or not math.isfinite(value)
+        return
+    if isinstance(value, int) and not isinstance(value, bool):
+        if found.too_large is None and not INT64_MIN <= value <= INT64_MAX:
+            found.too_large = path
         return
     if not isinstance(value, dict | list) or level > MAX_WORKLOAD_DEPTH + 1:
         return
@@ -115,6 +121,10 @@ def check_workload(value: dict[str, Any]) -> None:
         raise ValueError(f"workload is nested deeper than {MAX_WORKLOAD_DEPTH} levels")
     if found.not_finite:
         raise ValueError("workload holds NaN or Infinity, which JSON does not allow")
+    if found.too_large:
+        raise ValueError(
+            f"{found.too_large} is an integer outside the signed 64-bit range the database stores"
+        )
     # its size as compact JSON, non-ASCII escaped as json.dumps does, counted in Rust
     size = len(to_json(value, ensure_ascii=True, fallback=str))
     if size > MAX_WORKLOAD_BYTES:

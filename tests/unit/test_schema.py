@@ -191,3 +191,22 @@ def test_workload_size_counts_escaped_json_as_published() -> None:
     assert errors["workload"] == "workload is 16385 bytes as JSON; the limit is 16384", errors
     errors = errors_of(minimal() | {"workload": {"note": "é" * 2731}})
     assert "16397 bytes as JSON" in errors["workload"], errors
+
+
+@pytest.mark.parametrize(
+    ("patch", "field"),
+    [
+        ({"workload": {"step": 2**63}}, "workload"),
+        ({"workload": {"steps": [1, -(2**63) - 1]}}, "workload"),
+        (
+            {"accelerators": [{"kind": "tpu", "index": 0, "uuid": "t", "name": "v5e", "device_id": 2**63}]},
+            "accelerators[0].device_id",
+        ),
+    ],
+    ids=["workload-int", "workload-negative-in-list", "device-id"],
+)
+def test_an_integer_the_database_cannot_store_is_refused_here(patch: dict[str, Any], field: str) -> None:
+    # BSON integers are signed 64-bit: accepted here, such a value made every write of its batch fail
+    errors = errors_of(minimal() | patch)
+    assert field in errors, f"expected an error on {field}, got {errors}"
+    assert parse_event(minimal() | {"workload": {"step": 2**63 - 1}}).workload == {"step": 2**63 - 1}

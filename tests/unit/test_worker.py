@@ -526,3 +526,14 @@ def test_a_flush_that_failed_when_stopping_is_written_again_with_the_rest(
     assert consumer.commits == [{TopicPartition("gpu-metadata", 0): stored}], consumer.commits
     (raw,) = [k for k in rig.s3.objects if k.startswith("raw/")]
     assert raw.endswith(f"-o{0:020d}-{stored - 1:020d}.jsonl.gz"), raw
+
+
+def test_a_document_bson_cannot_encode_is_refused_and_the_rest_stored(rig: Rig) -> None:
+    # an integer past 64 bits fails the whole insert_many before anything is sent; without
+    # this the batch failed again on every retry and the worker stopped there
+    docs = [{"_id": "ok-1"}, {"_id": "too-big", "workload": {"step": 2**64}}, {"_id": "ok-2"}]
+    result = rig.sink.insert_events(docs)
+    # what went in before the encoder stopped counts as a duplicate on the second call
+    assert result.inserted + result.duplicates == 2 and list(result.refused) == [1], result
+    assert "not encodable as BSON" in result.refused[1], result.refused
+    assert sorted(d["_id"] for d in rig.db.gpu_metadata.find()) == ["ok-1", "ok-2"]

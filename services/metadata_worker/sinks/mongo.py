@@ -14,6 +14,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import bson
+from bson.errors import InvalidDocument
 from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.collection import Collection
 from pymongo.database import Database
@@ -84,9 +86,29 @@ class MongoSink:
             res = self.events.insert_many(docs, ordered=False)
         except BulkWriteError as exc:
             return self._classify(exc, len(docs))
+        except (OverflowError, InvalidDocument) as exc:
+            return self._insert_encodable(docs, exc)
         except PyMongoError as exc:
             raise SinkUnavailable(f"database write failed: {exc}") from exc
         return WriteResult(inserted=len(res.inserted_ids))
+
+    def _insert_encodable(self, docs: list[dict[str, Any]], error: Exception) -> WriteResult:
+        """A document BSON cannot encode (an integer past 64 bits, say) fails the whole call
+        before anything is sent, batch after batch: it is refused (dead-lettered), the rest go in."""
+        refused: dict[int, str] = {}
+        keep: list[int] = []
+        for i, doc in enumerate(docs):
+            try:
+                bson.encode(doc)
+            except (OverflowError, InvalidDocument) as exc:
+                refused[i] = f"not encodable as BSON: {exc}"
+            else:
+                keep.append(i)
+        if not refused:  # no document's fault: retry the batch
+            raise SinkUnavailable(f"database write failed: {error}") from error
+        rest = self.insert_events([docs[i] for i in keep])
+        refused |= {keep[i]: why for i, why in rest.refused.items()}
+        return WriteResult(rest.inserted, rest.duplicates, refused)
 
     @staticmethod
     def _classify(exc: BulkWriteError, total: int) -> WriteResult:
