@@ -20,7 +20,8 @@ import httpx
 import pytest
 
 from ca4_events.schema import GpuMetadataEvent
-from tests.integration.support import Stack, to_body
+from local_stack import pipeline
+from tests.integration.support import Stack, to_body, wait_status
 from tests.reliability.harness import Reliability
 from tests.tools.run import run
 
@@ -53,6 +54,11 @@ def test_schemathesis_finds_no_5xx_and_no_answer_outside_the_schema(
     assert result.returncode == 0, f"schemathesis found problems:\n{result.stdout[-6000:]}"
     generated = int(summary[-1].split("generated")[0].strip().split()[-1]) if summary else 0
     assert generated >= 500, f"only {generated} cases were generated; at least 500 are required"
+    # what the API accepted, the worker must be able to store: a worker that died on one of
+    # them (an integer past 64 bits did) would otherwise show only as later tests' missing events
+    worker = pipeline.WORKER.process(local_stack.cfg)
+    assert worker.alive(), f"the worker died on what the fuzzing sent: see {worker.log_file}"
+    wait_status(f"{local_stack.cfg.worker_url}/readyz", 200, timeout=60)
 
 
 @pytest.fixture
