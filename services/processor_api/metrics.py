@@ -9,7 +9,6 @@ the whole pod (prometheus_client's multiprocess mode).
 import os
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -19,7 +18,6 @@ from prometheus_client import (
 )
 
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
-CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 REQUESTS = Counter(
     "ca4_api_requests_total", "HTTP requests by route and status.", ["method", "route", "status"]

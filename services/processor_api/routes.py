@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from processor_api import metrics
 from processor_api.body import is_json, problem, read_body, validate_each, validate_whole
@@ -87,4 +88,4 @@ async def readyz(publisher: PublisherDep) -> JSONResponse:
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def prometheus_metrics() -> Response:
     """Prometheus text exposition of this process's metrics."""
-    return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

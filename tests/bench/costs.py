@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import json
 import logging
 import os
@@ -52,28 +53,23 @@ SERIALIZER = GpuMetadataEvent.__pydantic_serializer__  # what to_record serializ
 TOKEN = "bench-costs-token-0123456789"
 
 
-def cpu_us_per_event(fn: Callable[[], object], rounds: int = 7, repeat: int = 20) -> float:
-    """Median over ``rounds`` of the CPU time of ``repeat`` calls of ``fn``, per event of a batch."""
-    fn()  # warm caches and lazily built validators outside the timer
-    samples = []
-    for _ in range(rounds):
-        started = time.process_time()
-        for _ in range(repeat):
-            fn()
-        samples.append((time.process_time() - started) / repeat / BATCH * 1e6)
-    return round(statistics.median(samples), 2)
-
-
-async def async_cpu_us_per_event(
-    fn: Callable[[], Awaitable[object]], rounds: int = 7, repeat: int = 20
+async def cpu_us_per_event(
+    fn: Callable[[], object] | Callable[[], Awaitable[object]], rounds: int = 7, repeat: int = 20
 ) -> float:
-    """``cpu_us_per_event`` for a coroutine function, awaited on the running loop."""
-    await fn()
+    """Median over ``rounds`` of the CPU time of ``repeat`` calls of ``fn`` (awaited when it is a
+    coroutine function), per event of a batch; one call first, outside the timer."""
+
+    async def call() -> None:
+        result = fn()
+        if inspect.isawaitable(result):
+            await result
+
+    await call()  # warm caches and lazily built validators
     samples = []
     for _ in range(rounds):
         started = time.process_time()
         for _ in range(repeat):
-            await fn()
+            await call()
         samples.append((time.process_time() - started) / repeat / BATCH * 1e6)
     return round(statistics.median(samples), 2)
 
@@ -132,8 +128,8 @@ async def handler_costs(body: bytes, settings: Settings) -> dict[str, float]:
     if await post() != 202 or await empty() != 202:
         raise RuntimeError("the in-process app did not answer 202 to a valid batch")
     return {
-        "handler_in_process": await async_cpu_us_per_event(post),
-        "empty_in_process": await async_cpu_us_per_event(empty),
+        "handler_in_process": await cpu_us_per_event(post),
+        "empty_in_process": await cpu_us_per_event(empty),
     }
 
 
@@ -153,7 +149,7 @@ async def producer_costs(settings: Settings, records: list[OutRecord]) -> dict[s
             if any(outcomes):
                 raise RuntimeError(f"the bench topic refused records: {set(outcomes)}")
 
-        cpu = await async_cpu_us_per_event(publish)
+        cpu = await cpu_us_per_event(publish)
     finally:
         await publisher.stop()
     return {"producer": cpu, "ack_wait_ms": round(statistics.median(walls) * 1000, 2)}
@@ -174,12 +170,14 @@ def measure(bootstrap: str, topic: str) -> dict[str, float]:
     without_ids = [e.model_copy(update={"event_id": None}) for e in with_ids]
     settings = Settings(api_tokens=TOKEN, kafka_bootstrap_servers=bootstrap, kafka_topic=topic)  # type: ignore[arg-type]
     parts = {
-        "parse_validate": cpu_us_per_event(lambda: validate_whole(body, BATCH)),
-        "id_assignment": cpu_us_per_event(
-            lambda: [(uuid7(), e.model_copy(update={"event_id": uuid7()})) for e in without_ids]
-        ),
-        "serialise": cpu_us_per_event(lambda: [SERIALIZER.to_json(e, exclude_none=True) for e in with_ids]),
-        "to_record": cpu_us_per_event(lambda: [to_record(e) for e in with_ids]),
+        name: asyncio.run(cpu_us_per_event(fn))
+        for name, fn in (
+            ("parse_validate", lambda: validate_whole(body, BATCH)),
+            # what to_record adds for an event without an id: one UUIDv7 and a copy of the event
+            ("id_assignment", lambda: [e.model_copy(update={"event_id": uuid7()}) for e in without_ids]),
+            ("serialise", lambda: [SERIALIZER.to_json(e, exclude_none=True) for e in with_ids]),
+            ("to_record", lambda: [to_record(e) for e in with_ids]),
+        )
     }
     parts["record_rest"] = round(max(0.0, parts.pop("to_record") - parts["serialise"]), 2)
     handler = asyncio.run(handler_costs(body, settings))
